@@ -1,0 +1,5 @@
+"""``python -m kataribe`` runs the CLI."""
+
+from kataribe.cli import main
+
+main()

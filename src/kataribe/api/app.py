@@ -1,0 +1,74 @@
+"""Builds the ASGI app: OpenAI and KoboldCpp surfaces, health, error mapping, access guard."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from kataribe import __version__
+from kataribe.api.errors import install_error_handlers
+from kataribe.api.kobold.router import kobold_router
+from kataribe.api.kobold.serving import KoboldServing
+from kataribe.api.openai.router import openai_router
+from kataribe.api.openai.serving import OpenAIServing
+from kataribe.api.security import AccessGuard, allowed_host_names
+from kataribe.engine.base import Engine
+from kataribe.errors import ConfigError
+from kataribe.settings import Settings
+
+
+def check_exposure(settings: Settings) -> None:
+    """Refuse to listen beyond this machine without an API key."""
+    if not settings.is_loopback and not settings.api_key:
+        raise ConfigError(
+            f"Listening on {settings.host} makes the server reachable from other machines, so an "
+            "API key is required. Set one with --api-key (or KATARIBE_API_KEY), or listen on 127.0.0.1."
+        )
+
+
+def create_app(settings: Settings, engine: Engine) -> FastAPI:
+    check_exposure(settings)
+    app = FastAPI(
+        title="Kataribe",
+        version=__version__,
+        description="Local LLM server: OpenAI- and KoboldCpp-compatible APIs.",
+    )
+    app.state.engine = engine
+    app.state.settings = settings
+    install_error_handlers(app)
+
+    @app.get("/health", tags=["server"])
+    async def health() -> dict[str, Any]:
+        caps = engine.capabilities()
+        return {
+            "status": "ok",
+            "version": __version__,
+            "engine": caps.engine,
+            "model": caps.model,
+            "n_ctx": caps.n_ctx,
+            "queue": engine.queue_depth(),
+        }
+
+    @app.get("/", tags=["server"])
+    async def root() -> dict[str, Any]:
+        return {"name": "Kataribe", "version": __version__, "model": engine.model_name,
+                "openai_base_url": "/v1", "kobold_api": "/api", "docs": "/docs"}  # fmt: skip
+
+    app.include_router(openai_router(OpenAIServing(engine)))
+    app.include_router(kobold_router(KoboldServing(engine), protected=bool(settings.api_key)))
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    app.add_middleware(
+        AccessGuard,
+        allowed_hosts=allowed_host_names(settings.host, settings.allowed_hosts),
+        api_key=settings.api_key,
+    )
+    return app

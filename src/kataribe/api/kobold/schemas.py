@@ -1,0 +1,44 @@
+"""The KoboldCpp wire format (KoboldAI United API v1 plus KoboldCpp's /api/extra routes)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_MAX_LENGTH = 200
+
+
+class KoboldGenerateRequest(BaseModel):
+    # SillyTavern and KoboldAI Lite send many fields (use_story, sampler_order, tfs, top_a, ...)
+    # that have no llama.cpp sampler here; they are accepted and ignored.
+    model_config = ConfigDict(extra="ignore")
+
+    prompt: str = ""
+    memory: str = Field(default="", description="Text placed before the prompt")
+    max_context_length: int | None = Field(default=None, ge=1)
+    max_length: int = Field(default=DEFAULT_MAX_LENGTH, ge=1)
+    temperature: float = Field(default=0.75, ge=0, le=5)
+    top_k: int = Field(default=100, ge=0)
+    top_p: float = Field(default=0.92, ge=0, le=1)
+    min_p: float = Field(default=0.0, ge=0, le=1)
+    typical: float = Field(default=1.0, gt=0, le=1)
+    rep_pen: float = Field(default=1.0, gt=0, le=10)
+    rep_pen_range: int = Field(default=320, ge=-1)
+    presence_penalty: float = Field(default=0.0, ge=-2, le=2)
+    sampler_seed: int = -1
+    stop_sequence: list[str] = Field(default_factory=list, max_length=64)
+    trim_stop: bool = True
+    ban_eos_token: bool = False
+    grammar: str = ""
+    genkey: str = ""
+    logit_bias: dict[str, float] = Field(default_factory=dict)
+
+
+class GenKeyRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    genkey: str = ""
+
+
+class TokenCountRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    prompt: str
+    special: bool = True

@@ -1,0 +1,195 @@
+"""KoboldCpp-compatible serving, so KoboldAI Lite, SillyTavern and EasyNovelAssistant work unchanged."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+
+from kataribe import __version__
+from kataribe.api.kobold.schemas import DEFAULT_MAX_LENGTH, KoboldGenerateRequest
+from kataribe.api.streaming import follow, raise_if_failed, sse_event, start_events
+from kataribe.engine.base import (
+    Engine,
+    GenerationDone,
+    GenerationEvent,
+    GenerationRequest,
+    SamplingParams,
+    TextDelta,
+)
+from kataribe.errors import InvalidRequest
+
+KOBOLDCPP_VERSION = "1.102"
+"""The KoboldCpp release whose API we follow; clients enable features by this number."""
+KOBOLD_UNITED_VERSION = "1.2.5"
+
+
+def kobold_finish(done: GenerationDone) -> str:
+    # KoboldCpp says "stop" only when the model ended on its own (EOS); a stop sequence, an
+    # abort or the length limit are all "length" there, and clients rely on that.
+    return "stop" if done.finish_reason == "stop" and done.stop is None else "length"
+
+
+@dataclass
+class _Stats:
+    started_at: float
+    total_gens: int = 0
+    last: GenerationDone | None = None
+    last_label: str | None = None
+
+
+class KoboldServing:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.stats = _Stats(started_at=time.time())
+
+    # -- info --
+    def model(self) -> dict[str, str]:
+        return {"result": f"koboldcpp/{self.engine.model_name}"}
+
+    def version(self, protected: bool) -> dict[str, Any]:
+        return {
+            "result": "KoboldCpp",
+            "version": KOBOLDCPP_VERSION,
+            "protected": protected,
+            "llm": True,
+            "txt2img": False,
+            "vision": False,
+            "audio": False,
+            "transcribe": False,
+            "multiplayer": False,
+            "websearch": False,
+            "tts": False,
+            "embeddings": False,
+            "savedata": False,
+            "admin": 0,
+            "guidance": False,
+            "jinja": False,
+            "kataribe": __version__,
+        }
+
+    def max_context_length(self) -> dict[str, int]:
+        return {"value": self.engine.capabilities().n_ctx}
+
+    def max_length(self) -> dict[str, int]:
+        return {"value": DEFAULT_MAX_LENGTH}
+
+    def perf(self) -> dict[str, Any]:
+        last = self.stats.last
+        t = last.timings if last else None
+        return {
+            "last_process": round(t.prompt_ms / 1000, 3) if t else 0,
+            "last_eval": round(t.predicted_ms / 1000, 3) if t else 0,
+            "last_token_count": t.predicted_n if t else 0,
+            "last_input_count": last.usage.prompt_tokens if last else 0,
+            "last_cached_count": t.cache_n if t else 0,
+            "last_process_speed": t.as_dict()["prompt_per_second"] if t else 0,
+            "last_eval_speed": t.as_dict()["predicted_per_second"] if t else 0,
+            "total_gens": self.stats.total_gens,
+            "stop_reason": (1 if kobold_finish(last) == "stop" else 0) if last else -1,
+            "queue": max(0, self.engine.queue_depth() - 1),
+            "idle": 0 if self.engine.queue_depth() else 1,
+            "uptime": round(time.time() - self.stats.started_at, 1),
+        }
+
+    def token_count(self, prompt: str) -> dict[str, Any]:
+        counted = self.engine.count_tokens(prompt)
+        return {"value": counted.count, "ids": counted.ids or []}
+
+    # -- generation --
+    def _request(self, body: KoboldGenerateRequest) -> GenerationRequest:
+        bias: dict[int, float] = {}
+        for key, value in body.logit_bias.items():
+            try:
+                bias[int(key)] = max(-100.0, min(100.0, float(value)))
+            except ValueError:
+                raise InvalidRequest("logit_bias keys must be token ids.", param="logit_bias") from None
+        return GenerationRequest(
+            prompt=body.memory + body.prompt,
+            max_tokens=body.max_length,
+            sampling=SamplingParams(
+                temperature=body.temperature,
+                top_p=body.top_p,
+                top_k=body.top_k,
+                min_p=body.min_p,
+                typical_p=body.typical,
+                repeat_penalty=body.rep_pen,
+                repeat_last_n=body.rep_pen_range,
+                presence_penalty=body.presence_penalty,
+                seed=None if body.sampler_seed < 0 else body.sampler_seed,
+                logit_bias=bias,
+            ),
+            stop=[s for s in body.stop_sequence if s],
+            grammar=body.grammar or None,
+            truncate_prompt=True,
+            max_context=body.max_context_length,
+            ban_eos=body.ban_eos_token,
+            label=body.genkey or None,
+        )
+
+    def _finished(self, done: GenerationDone, label: str | None) -> None:
+        self.stats.total_gens += 1
+        self.stats.last = done
+        self.stats.last_label = label
+
+    @staticmethod
+    def _final_text(done: GenerationDone, trim_stop: bool) -> str:
+        return done.text + (done.stop or "") if not trim_stop else done.text
+
+    async def generate(self, body: KoboldGenerateRequest, request: Request) -> dict[str, Any]:
+        stream = self.engine.generate(self._request(body))
+        async for event in follow(stream, request):
+            if isinstance(event, GenerationDone):
+                raise_if_failed(event)
+                self._finished(event, body.genkey or None)
+                return {
+                    "results": [
+                        {
+                            "text": self._final_text(event, body.trim_stop),
+                            "finish_reason": kobold_finish(event),
+                            "prompt_tokens": event.usage.prompt_tokens,
+                            "completion_tokens": event.usage.completion_tokens,
+                        }
+                    ]
+                }
+        raise AssertionError("stream ended without a result")
+
+    async def generate_stream(self, body: KoboldGenerateRequest, request: Request) -> AsyncIterator[bytes]:
+        events = await start_events(self.engine.generate(self._request(body)), request)
+        return self._events(events, body)
+
+    async def _events(self, events: AsyncIterator[GenerationEvent],
+                      body: KoboldGenerateRequest) -> AsyncIterator[bytes]:  # fmt: skip
+        def message(token: str, finish: str | None) -> bytes:
+            return sse_event("message", json.dumps({"token": token, "finish_reason": finish}, ensure_ascii=False))
+
+        async for event in events:
+            if isinstance(event, TextDelta):
+                if event.text:
+                    yield message(event.text, None)
+                continue
+            self._finished(event, body.genkey or None)
+            if not body.trim_stop and event.stop:
+                yield message(event.stop, None)
+            yield message("", kobold_finish(event))
+
+    def check(self, genkey: str) -> dict[str, Any]:
+        label = genkey or None
+        job = self.engine.find_job(label)
+        if job is not None:
+            return {"results": [{"text": job.text_so_far}]}
+        last = self.stats.last
+        if last is not None and (label is None or label == self.stats.last_label):
+            return {"results": [{"text": last.text}]}
+        return {"results": [{"text": ""}]}
+
+    def abort(self, genkey: str) -> dict[str, str]:
+        job = self.engine.find_job(genkey or None)
+        if job is None:
+            return {"success": "false", "done": "false"}
+        job.cancel()
+        return {"success": "true", "done": "true"}

@@ -1,0 +1,98 @@
+"""Host-header allow-list (DNS-rebinding defence) and API-key check, as one ASGI middleware."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import socket
+from collections.abc import Iterable
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from kataribe.api.errors import error_body
+from kataribe.settings import LOOPBACK_HOSTS
+
+WILDCARD_BINDS = frozenset({"0.0.0.0", "::", "[::]", ""})
+
+
+def local_addresses() -> set[str]:
+    """Addresses and names of this machine, accepted as Host when bound to all interfaces."""
+    names: set[str] = {socket.gethostname().lower(), socket.getfqdn().lower()}
+    try:
+        import psutil
+
+        for addrs in psutil.net_if_addrs().values():
+            for addr in addrs:
+                if addr.family in (socket.AF_INET, socket.AF_INET6):
+                    names.add(addr.address.split("%")[0].lower())
+    except Exception:  # interface listing is best effort
+        pass
+    return names
+
+
+def allowed_host_names(bind_host: str, extra: Iterable[str]) -> set[str] | None:
+    """The Host names to accept, or None when the user allowed any ('*')."""
+    extra = [h.strip().lower() for h in extra]
+    if "*" in extra:
+        return None
+    names = {h.strip("[]") for h in LOOPBACK_HOSTS} | {h.strip("[]") for h in extra}
+    if bind_host in WILDCARD_BINDS:
+        names |= local_addresses()
+    else:
+        names.add(bind_host.strip("[]").lower())
+    return names
+
+
+def host_without_port(host: str) -> str:
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    if host.count(":") == 1:
+        return host.split(":", 1)[0]
+    return host
+
+
+class AccessGuard:
+    """Refuses requests whose Host is not ours (403) or that lack the API key (401)."""
+
+    def __init__(self, app: ASGIApp, *, allowed_hosts: set[str] | None, api_key: str | None) -> None:
+        self.app = app
+        self.allowed_hosts = allowed_hosts
+        self.api_key = api_key.encode() if api_key else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v for k, v in scope.get("headers", [])}
+        if self.allowed_hosts is not None:
+            host = host_without_port(headers.get("host", b"").decode("latin-1"))
+            if host not in self.allowed_hosts:
+                await _deny(send, 403, f"Host '{host}' is not allowed. Add it with --allowed-hosts.",
+                            "permission_error")  # fmt: skip
+                return
+        if self.api_key is not None and scope.get("method") != "OPTIONS" and not self._key_ok(headers):
+            await _deny(send, 401, "A valid API key is required: send 'Authorization: Bearer <key>'.",
+                        "authentication_error", www_auth=True)  # fmt: skip
+            return
+        await self.app(scope, receive, send)
+
+    def _key_ok(self, headers: dict[str, bytes]) -> bool:
+        assert self.api_key is not None
+        candidates = []
+        auth = headers.get("authorization", b"")
+        if auth[:7].lower() == b"bearer ":
+            candidates.append(auth[7:].strip())
+        for name in ("x-api-key", "api-key"):
+            if name in headers:
+                candidates.append(headers[name].strip())
+        return any(hmac.compare_digest(c, self.api_key) for c in candidates)
+
+
+async def _deny(send: Send, status: int, message: str, type_: str, www_auth: bool = False) -> None:
+    body = json.dumps(error_body(message, type_=type_)).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if www_auth:
+        headers.append((b"www-authenticate", b"Bearer"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,461 @@
+"""EmbeddedEngine: llama.cpp in-process; one worker thread owns the context and serves a FIFO queue."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import llama_cpp
+import numpy as np
+from llama_cpp import Llama
+from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
+
+from kataribe.engine.abort import AbortFlag
+from kataribe.engine.base import (
+    Capabilities,
+    ChatMessage,
+    GenerationDone,
+    GenerationRequest,
+    GenerationStream,
+    TextDelta,
+    Timings,
+    TokenCount,
+    TokenLogprob,
+    Usage,
+)
+from kataribe.engine.gguf_meta import ModelInfo, inspect_gguf
+from kataribe.engine.kvcache import KvStateCache, common_prefix_len
+from kataribe.engine.sampling import TokenSampler, build_sampler
+from kataribe.engine.textstream import StopStringFilter, Utf8StreamDecoder
+from kataribe.errors import ContextOverflow, InvalidRequest, ModelLoadError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CTX_CAP = 8192
+"""Never default to a model's full trained context (Mistral-Nemo claims 1M and runs out of RAM)."""
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
+    " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+MIN_SNAPSHOT_TOKENS = 64
+"""A context this short is cheap to re-evaluate and not worth a saved state."""
+
+
+def physical_cores() -> int:
+    import os
+
+    import psutil
+
+    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+
+def pick_context_length(requested: int | None, trained: int | None) -> int:
+    if requested:
+        return requested
+    return min(trained or DEFAULT_CTX_CAP, DEFAULT_CTX_CAP)
+
+
+@dataclass
+class EmbeddedConfig:
+    model_path: Path
+    n_ctx: int | None = None
+    n_threads: int | None = None
+    n_gpu_layers: int | None = None
+    n_batch: int = 512
+    kv_cache_ram_mb: int = 1024
+    chat_template: str | None = None
+    alias: str | None = None
+
+
+@dataclass
+class _PreparedJob:
+    stream: GenerationStream
+    tokens: list[int]
+    max_tokens: int
+    sampler: TokenSampler
+
+
+class EmbeddedEngine:
+    """Runs a GGUF model with llama-cpp-python.
+
+    One worker thread owns the llama context. Requests queue FIFO and run one at a time to
+    completion, so a second client never cuts off the first one's stream. Each finished
+    conversation's KV state is kept (within a RAM budget) so returning to it evaluates only
+    the new tokens.
+    """
+
+    def __init__(self, config: EmbeddedConfig) -> None:
+        self.config = config
+        path = config.model_path
+        if not path.is_file():
+            raise ModelLoadError(f"Model file not found: {path}. Pass --model with a GGUF file.")
+        self.info: ModelInfo = inspect_gguf(path)
+        self.n_threads = config.n_threads or physical_cores()
+        gpu = llama_cpp.llama_supports_gpu_offload()
+        self.n_gpu_layers = (-1 if gpu else 0) if config.n_gpu_layers is None else config.n_gpu_layers
+        n_ctx = pick_context_length(config.n_ctx, self.info.context_length)
+        try:
+            self._llm = Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_batch=min(config.n_batch, n_ctx),
+                n_threads=self.n_threads,
+                n_threads_batch=self.n_threads,
+                n_gpu_layers=self.n_gpu_layers,
+                logits_all=False,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise ModelLoadError(
+                f"llama.cpp could not load {path.name} with a {n_ctx}-token context: {exc}. "
+                "Try a smaller --ctx-size or fewer --gpu-layers."
+            ) from exc
+        self._vocab = self._llm._model.vocab
+        self.n_ctx = self._llm.n_ctx()
+        self.n_vocab = self._llm.n_vocab()
+        self.add_bos = bool(self._llm._model.add_bos_token())
+        self._bos = self._llm.token_bos()
+        self._piece_cache: dict[tuple[int, bool], bytes] = {}
+        self._formatters = self._make_formatters(config.chat_template or self.info.chat_template)
+        self._kv_cache = KvStateCache(config.kv_cache_ram_mb * 1024 * 1024)
+        self._abort = AbortFlag()
+
+        self._queue: deque[_PreparedJob] = deque()
+        self._current: _PreparedJob | None = None
+        self._cv = threading.Condition()
+        self._closed = False
+        self._worker = threading.Thread(target=self._work, name="kataribe-llama", daemon=True)
+        self._worker.start()
+
+    # -- Engine protocol --------------------------------------------------------------
+    @property
+    def model_name(self) -> str:
+        return self.config.alias or self.config.model_path.stem
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            engine="llama.cpp",
+            model=self.model_name,
+            n_ctx=self.n_ctx,
+            n_ctx_train=self.info.context_length,
+            chat_template=self.info.has_chat_template or bool(self.config.chat_template),
+            grammar=True,
+            logprobs=True,
+            exact_token_counts=True,
+            prefix_cache=True,
+            gpu_layers=self.n_gpu_layers,
+        )
+
+    def tokenize(self, text: str, *, special: bool = False, add_bos: bool = False) -> list[int]:
+        tokens = self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special)
+        return list(tokens)
+
+    def count_tokens(self, text: str) -> TokenCount:
+        ids = self.tokenize(text, special=True)
+        return TokenCount(len(ids), ids)
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        return b"".join(self._piece(i, special=False) for i in ids).decode("utf-8", "replace")
+
+    def render_chat(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> str:
+        formatter = self._formatters[add_generation_prompt]
+        payload = [{"role": m.role, "content": m.content} | ({"name": m.name} if m.name else {})
+                   for m in messages]  # fmt: skip
+        try:
+            return formatter(messages=payload).prompt  # type: ignore[arg-type]
+        except Exception as exc:  # a template may raise on role orders it does not support
+            raise InvalidRequest(
+                f"The model's chat template rejected these messages: {exc}. "
+                "Check the order of roles (many templates want user/assistant to alternate).",
+                param="messages",
+            ) from exc
+
+    def generate(self, request: GenerationRequest) -> GenerationStream:
+        """Validate and tokenize now (errors surface before streaming); generate on the worker."""
+        tokens = self._prompt_tokens(request)
+        reserve = request.max_tokens or 1
+        if request.max_tokens is not None and request.max_tokens < 1:
+            raise InvalidRequest("max_tokens must be at least 1.", param="max_tokens")
+        limit = min(self.n_ctx, request.max_context or self.n_ctx) if request.truncate_prompt else self.n_ctx
+        if len(tokens) + reserve > limit:
+            if not request.truncate_prompt:
+                raise ContextOverflow(len(tokens), self.n_ctx, reserve=request.max_tokens or 0)
+            tokens = self._truncate_front(tokens, max(1, limit - min(reserve, limit // 2)))
+        max_tokens = min(request.max_tokens or self.n_ctx, self.n_ctx - len(tokens))
+        sampling = request.sampling
+        if request.ban_eos:
+            eog = [t for t in (self._llm.token_eos(), self._llm._model.token_eot()) if t >= 0]
+            sampling = replace(sampling, logit_bias={**sampling.logit_bias, **dict.fromkeys(eog, -math.inf)})
+        sampler = build_sampler(self._llm, sampling, grammar=self._grammar_for(request), history=tokens)
+        stream = GenerationStream(request)
+        job = _PreparedJob(stream, tokens, max_tokens, sampler)
+        with self._cv:
+            if self._closed:
+                raise ModelLoadError("The engine is shut down.")
+            self._queue.append(job)
+            self._cv.notify()
+        return stream
+
+    def find_job(self, label: str | None) -> GenerationStream | None:
+        with self._cv:
+            jobs = ([self._current] if self._current else []) + list(self._queue)
+        for job in jobs:
+            if label is None or job.stream.request.label == label:
+                return job.stream
+        return None
+
+    def queue_depth(self) -> int:
+        with self._cv:
+            return len(self._queue) + (1 if self._current else 0)
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed = True
+            pending = list(self._queue)
+            self._queue.clear()
+            if self._current:
+                self._current.stream.cancel()
+            self._cv.notify_all()
+        for job in pending:
+            job.stream.cancel()
+            job.stream.emit(GenerationDone("cancelled", Usage(), Timings(), ""))
+        self._worker.join(timeout=30)
+        self._kv_cache.clear()
+        self._llm.close()
+
+    # -- preparation (caller's thread) -----------------------------------------------
+    def _make_formatters(self, template: str | None) -> dict[bool, Jinja2ChatFormatter]:
+        eos = self._llm.token_eos()
+        bos_text = self._piece(self._bos, special=True).decode("utf-8", "replace") if self._bos >= 0 else ""
+        eos_text = self._piece(eos, special=True).decode("utf-8", "replace") if eos >= 0 else ""
+        tpl = template or CHATML_TEMPLATE
+        return {
+            flag: Jinja2ChatFormatter(tpl, eos_token=eos_text, bos_token=bos_text,
+                                      add_generation_prompt=flag, stop_token_ids=[eos])
+            for flag in (True, False)
+        }  # fmt: skip
+
+    def _prompt_tokens(self, request: GenerationRequest) -> list[int]:
+        if request.messages is not None:
+            text = self.render_chat(request.messages, request.add_generation_prompt)
+        elif request.prompt is not None:
+            text = request.prompt
+        else:
+            raise InvalidRequest("Send either 'prompt' or 'messages'.", param="prompt")
+        tokens = self.tokenize(text, special=True, add_bos=self.add_bos)
+        if self.add_bos and len(tokens) > 1 and tokens[0] == tokens[1] == self._bos:
+            tokens = tokens[1:]  # the template already wrote a BOS
+        if not tokens:
+            tokens = [self._bos if self._bos >= 0 else self._llm.token_eos()]
+        return tokens
+
+    def _truncate_front(self, tokens: list[int], keep: int) -> list[int]:
+        head = [tokens[0]] if self.add_bos and tokens and tokens[0] == self._bos else []
+        return head + tokens[len(tokens) - (keep - len(head)) :]
+
+    def _grammar_for(self, request: GenerationRequest) -> LlamaGrammar | None:
+        try:
+            if request.grammar:
+                return LlamaGrammar.from_string(request.grammar, verbose=False)
+            if request.json_schema is not None:
+                if not request.json_schema:
+                    return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+                return LlamaGrammar.from_json_schema(json.dumps(request.json_schema), verbose=False)
+        except (ValueError, RuntimeError, TypeError, KeyError) as exc:
+            raise InvalidRequest(
+                f"The grammar or JSON schema could not be compiled: {exc}.", param="response_format"
+            ) from exc
+        return None
+
+    def _piece(self, token: int, special: bool) -> bytes:
+        key = (token, special)
+        piece = self._piece_cache.get(key)
+        if piece is None:
+            buf = ctypes.create_string_buffer(64)
+            n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, 64, 0, special)
+            if n < 0:
+                buf = ctypes.create_string_buffer(-n)
+                n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, -n, 0, special)
+            piece = buf.raw[:n]
+            self._piece_cache[key] = piece
+        return piece
+
+    # -- worker thread ----------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            with self._cv:
+                while not self._queue and not self._closed:
+                    self._cv.wait()
+                if self._closed:
+                    return
+                job = self._queue.popleft()
+                self._current = job
+            try:
+                self._run(job)
+            except Exception as exc:  # never let one request kill the worker
+                log.exception("generation failed")
+                if not job.stream.finished.is_set():
+                    job.stream.emit(
+                        GenerationDone("error", Usage(), Timings(), job.stream.text_so_far, error=exc)
+                    )
+            finally:
+                job.sampler.close()
+                with self._cv:
+                    self._current = None
+
+    def _live_tokens(self) -> list[int]:
+        return self._llm.input_ids[: self._llm.n_tokens].tolist()
+
+    def _select_state(self, tokens: list[int]) -> int:
+        """Make the context hold the longest available prefix of ``tokens``; return its length."""
+        live = self._live_tokens()
+        live_prefix = common_prefix_len(live, tokens)
+        match = self._kv_cache.best_match(tokens)
+        discarded = len(live) - live_prefix
+        if (
+            len(live) >= MIN_SNAPSHOT_TOKENS
+            and discarded >= max(MIN_SNAPSHOT_TOKENS, len(live) // 4)
+            and not self._kv_cache.covers(live)
+        ):
+            self._kv_cache.put(live, self._save_seq())
+        if match is not None and match[0] > live_prefix:
+            prefix, state = match
+            self._load_seq(state.tokens, state.data)
+            return prefix
+        return live_prefix
+
+    def _save_seq(self) -> bytes:
+        ctx = self._llm.ctx
+        size = llama_cpp.llama_state_seq_get_size(ctx, 0)
+        buf = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_seq_get_data(ctx, buf, size, 0)
+        return bytes(buf)[:written]
+
+    def _load_seq(self, tokens: Sequence[int], data: bytes) -> None:
+        ctx = self._llm.ctx
+        self._llm._ctx.kv_cache_clear()
+        buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+        if llama_cpp.llama_state_seq_set_data(ctx, buf, len(data), 0) == 0:
+            self._llm.n_tokens = 0
+            return
+        self._llm.input_ids[: len(tokens)] = tokens
+        self._llm.n_tokens = len(tokens)
+
+    def _eval_prompt(self, tokens: list[int], start: int, stream: GenerationStream) -> bool:
+        """Evaluate tokens[start:]; False if cancelled part-way (the context stays consistent)."""
+        llm = self._llm
+        llm.n_tokens = start
+        flag = self._abort
+        flag.clear()
+        flag.install(llm.ctx)
+        unregister = stream.on_cancel(flag.set)
+        try:
+            llm.eval(tokens[start:])
+        except RuntimeError:
+            if stream.cancelled.is_set():
+                return False
+            raise
+        finally:
+            unregister()
+            AbortFlag.uninstall(llm.ctx)
+            flag.clear()
+        return not stream.cancelled.is_set()
+
+    def _run(self, job: _PreparedJob) -> None:
+        stream, tokens = job.stream, job.tokens
+        request = stream.request
+        stream.started.set()
+        if stream.cancelled.is_set():
+            stream.emit(GenerationDone("cancelled", Usage(len(tokens)), Timings(), ""))
+            return
+        t0 = time.perf_counter()
+        # A prompt fully in the cache still needs its last token decoded to get fresh logits.
+        reused = min(self._select_state(tokens), len(tokens) - 1)
+        if not self._eval_prompt(tokens, reused, stream):
+            stream.emit(GenerationDone("cancelled", Usage(len(tokens), 0, reused), Timings(), ""))
+            return
+        t1 = time.perf_counter()
+        timings = Timings(prompt_n=len(tokens) - reused, cache_n=reused, prompt_ms=(t1 - t0) * 1000)
+
+        decoder = Utf8StreamDecoder()
+        stops = StopStringFilter(request.stop)
+        want_logprobs = request.logprobs is not None
+        pending_lp: list[TokenLogprob] = []
+        text_parts: list[str] = []
+        finish: str = "length"
+        stop_hit: str | None = None
+        n_gen = 0
+        llm = self._llm
+        vocab = self._vocab
+        while n_gen < job.max_tokens:
+            if stream.cancelled.is_set():
+                finish = "cancelled"
+                break
+            if llm.n_tokens >= self.n_ctx:
+                break
+            token = job.sampler.sample(llm._ctx)
+            if want_logprobs:
+                pending_lp.append(self._logprob_entry(token, request.logprobs or 0))
+            if llama_cpp.llama_vocab_is_eog(vocab, token):
+                finish = "stop"
+                break
+            n_gen += 1
+            text = decoder.feed(self._piece(token, special=False))
+            scan = stops.feed(text) if text else None
+            if scan is not None and (scan.text or (want_logprobs and pending_lp)):
+                text_parts.append(scan.text)
+                stream.emit(TextDelta(scan.text, pending_lp))
+                pending_lp = []
+            if scan is not None and scan.stopped:
+                finish, stop_hit = "stop", scan.stop
+                llm.eval([token])  # keep the context in step with what the model produced
+                break
+            llm.eval([token])
+        tail = ""
+        if stop_hit is None:
+            scan = stops.feed(decoder.flush())
+            tail = scan.text if scan.stopped else scan.text + stops.flush()
+            if scan.stopped:
+                finish, stop_hit = "stop", scan.stop
+        if tail or pending_lp:
+            text_parts.append(tail)
+            stream.emit(TextDelta(tail, pending_lp))
+        timings.predicted_n = n_gen
+        timings.predicted_ms = (time.perf_counter() - t1) * 1000
+        stream.emit(
+            GenerationDone(
+                finish,  # type: ignore[arg-type]
+                Usage(prompt_tokens=len(tokens), completion_tokens=n_gen, cached_tokens=reused),
+                timings,
+                "".join(text_parts),
+                stop=stop_hit,
+            )
+        )
+
+    def _logprob_entry(self, token: int, top_n: int) -> TokenLogprob:
+        ptr = llama_cpp.llama_get_logits_ith(self._llm.ctx, -1)
+        logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+        top = np.max(logits)
+        logz = float(top + np.log(np.sum(np.exp(logits - top))))
+
+        def entry(tok: int) -> tuple[str, float, list[int]]:
+            raw = self._piece(tok, special=True)
+            return raw.decode("utf-8", "replace"), float(logits[tok]) - logz, list(raw)
+
+        text, lp, raw = entry(token)
+        alts: list[tuple[str, float, list[int]]] = []
+        if top_n > 0:
+            idx = np.argpartition(logits, -top_n)[-top_n:]
+            idx = idx[np.argsort(-logits[idx])]
+            alts = [entry(int(i)) for i in idx]
+        return TokenLogprob(text, lp, raw, alts)

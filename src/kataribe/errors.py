@@ -1,0 +1,71 @@
+"""Typed domain errors; the HTTP layer maps them to status codes in one place."""
+
+from __future__ import annotations
+
+
+class KataribeError(Exception):
+    """Base class. ``message`` says what was wrong and what to do about it."""
+
+    status_code = 500
+    error_type = "server_error"
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+
+
+class InvalidRequest(KataribeError):
+    status_code = 400
+    error_type = "invalid_request_error"
+
+
+class ContextOverflow(InvalidRequest):
+    def __init__(self, prompt_tokens: int, n_ctx: int, *, reserve: int = 0) -> None:
+        hint = f" plus {reserve} reserved for the reply" if reserve else ""
+        super().__init__(
+            f"The prompt is {prompt_tokens} tokens{hint}, but the context holds {n_ctx}. "
+            "Shorten the prompt, lower max_tokens, or start the server with a larger --ctx-size.",
+            param="messages",
+            code="context_length_exceeded",
+        )
+        self.prompt_tokens = prompt_tokens
+        self.n_ctx = n_ctx
+
+
+class ModelNotFound(KataribeError):
+    status_code = 404
+    error_type = "invalid_request_error"
+
+    def __init__(self, requested: str, available: list[str]) -> None:
+        super().__init__(
+            f"The model '{requested}' is not loaded. Available: {', '.join(available) or 'none'}. "
+            "Use one of those names, or omit 'model'.",
+            param="model",
+            code="model_not_found",
+        )
+
+
+class Unauthorized(KataribeError):
+    status_code = 401
+    error_type = "authentication_error"
+
+
+class ModelLoadError(KataribeError):
+    status_code = 500
+    error_type = "server_error"
+
+
+class BackendError(KataribeError):
+    """The remote backend failed or answered something unusable."""
+
+    status_code = 502
+    error_type = "server_error"
+
+
+class ConfigError(KataribeError):
+    """A setting is wrong; raised at start-up."""
+
+    status_code = 500
+    error_type = "server_error"

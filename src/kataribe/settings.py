@@ -1,0 +1,103 @@
+"""All settings in one place: defaults < config file < environment (KATARIBE_*) < command line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_FILE_NAME = "config.toml"
+DEFAULT_PORT = 5001  # KoboldCpp's port: KoboldAI Lite, SillyTavern and EasyNovelAssistant expect it
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def default_data_dir() -> Path:
+    """``KATARIBE_DATA_DIR`` if set, else the platform's user data dir."""
+    env = os.environ.get("KATARIBE_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_data_dir("kataribe", appauthor=False))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KATARIBE_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+
+    # server
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    api_key: str | None = None
+    allowed_hosts: list[str] = Field(default_factory=list)
+    """Extra Host header values accepted besides loopback names and the bind address."""
+    cors_origins: list[str] = Field(default_factory=list)
+
+    # embedded engine
+    model: Path | None = None
+    """A GGUF file; the embedded SmolLM2 model when unset."""
+    model_alias: str | None = None
+    n_ctx: int | None = None
+    """Context length; min(trained length, 8192) when unset."""
+    n_threads: int | None = None
+    """Threads; the number of physical cores when unset."""
+    n_gpu_layers: int | None = None
+    """Layers on the GPU; all of them when the build has a GPU backend, else 0."""
+    n_batch: int = 512
+    kv_cache_ram_mb: int = 1024
+    """RAM for saved per-conversation KV states (least recently used dropped first)."""
+    chat_template: str | None = None
+    """A Jinja chat template that overrides the one in the GGUF."""
+
+    # remote engine
+    remote_url: str | None = None
+    remote_api_key: str | None = None
+    remote_model: str | None = None
+
+    @field_validator("allowed_hosts", "cors_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=config_file_path()),
+        )
+
+    @property
+    def config_file(self) -> Path:
+        return self.data_dir / CONFIG_FILE_NAME
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.host in LOOPBACK_HOSTS
+
+
+def config_file_path() -> Path:
+    return default_data_dir() / CONFIG_FILE_NAME
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from every source; ``overrides`` (from the command line) win. None means unset."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**given)
