@@ -13,7 +13,7 @@ from kataribe.api.kobold.router import kobold_router
 from kataribe.api.kobold.serving import KoboldServing
 from kataribe.api.openai.router import openai_router
 from kataribe.api.openai.serving import OpenAIServing
-from kataribe.api.security import AccessGuard, allowed_host_names
+from kataribe.api.security import AccessGuard, JsonByDefault, allowed_host_names
 from kataribe.engine.base import Engine
 from kataribe.errors import ConfigError
 from kataribe.settings import Settings
@@ -66,6 +66,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
             allow_methods=["*"],
             allow_headers=["*"],
         )
+    app.add_middleware(JsonByDefault)
     app.add_middleware(
         AccessGuard,
         allowed_hosts=allowed_host_names(settings.host, settings.allowed_hosts),

@@ -96,3 +96,24 @@ async def _deny(send: Send, status: int, message: str, type_: str, www_auth: boo
         headers.append((b"www-authenticate", b"Bearer"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+_FORMISH = (b"", b"text/plain", b"application/x-www-form-urlencoded")
+
+
+class JsonByDefault:
+    """Treats POST bodies sent without a JSON content type as JSON, as KoboldCpp and llama-server do
+    (curl -d and some clients send form or text types). Multipart uploads are left alone."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("method") in ("POST", "PUT", "PATCH"):
+            headers = list(scope.get("headers", []))
+            ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+            if ctype.split(b";")[0].strip().lower() in _FORMISH:
+                headers = [(k, v) for k, v in headers if k.lower() != b"content-type"]
+                headers.append((b"content-type", b"application/json"))
+                scope = {**scope, "headers": headers}
+        await self.app(scope, receive, send)

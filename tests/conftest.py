@@ -1,0 +1,105 @@
+"""Shared fixtures: the real embedded model, a live server on a free port, fixture files."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from kataribe.api.app import create_app
+from kataribe.engine.default_model import default_model_path
+from kataribe.engine.llamacpp import EmbeddedConfig, EmbeddedEngine
+from kataribe.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO.parent / "shared" / "fixtures"
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited early with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not come up in {timeout}s")
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    if not FIXTURES.is_dir():
+        if os.environ.get("KATARIBE_REQUIRE_FIXTURES") == "1":
+            pytest.fail(f"KATARIBE_REQUIRE_FIXTURES=1 but {FIXTURES} is missing")
+        pytest.skip(f"shared fixtures not found at {FIXTURES}")
+    return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def model_path() -> Path:
+    return default_model_path()
+
+
+@pytest.fixture(scope="session")
+def engine(model_path: Path) -> Iterator[EmbeddedEngine]:
+    eng = EmbeddedEngine(EmbeddedConfig(model_path=model_path, n_ctx=4096, n_threads=2, kv_cache_ram_mb=256))
+    yield eng
+    eng.close()
+
+
+class LiveServer:
+    def __init__(self, app: object, port: int) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")  # type: ignore[arg-type]
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    def start(self) -> LiveServer:
+        self._thread.start()
+        wait_http(self.url + "/health")
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="session")
+def server(engine: EmbeddedEngine, data_dir: Path) -> Iterator[LiveServer]:
+    """A live Kataribe server (in this process, on a free port) over the shared engine."""
+    port = free_port()
+    settings = Settings(data_dir=data_dir, port=port)
+    live = LiveServer(create_app(settings, engine), port).start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Tests never read or write the user's real data dir or config.
+    monkeypatch.setenv("KATARIBE_DATA_DIR", str(tmp_path / "kataribe-data"))
