@@ -75,6 +75,7 @@ class SamplingFields(_Lenient):
     stream_options: StreamOptions | None = None
     logit_bias: dict[str, float] | None = None
     grammar: str | None = Field(default=None, description="GBNF grammar (llama.cpp extra)")
+    ignore_eos: bool = Field(default=False, description="llama.cpp/vLLM extra: never stop on EOS")
     response_format: ResponseFormat | None = None
 
     @field_validator("stop")

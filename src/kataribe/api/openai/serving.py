@@ -106,6 +106,7 @@ def chat_request(body: ChatCompletionRequest) -> GenerationRequest:
         grammar=grammar,
         json_schema=schema,
         logprobs=(body.top_logprobs or 0) if body.logprobs else None,
+        ban_eos=body.ignore_eos,
     )
 
 
@@ -128,6 +129,7 @@ def completion_request(body: CompletionRequest) -> GenerationRequest:
         grammar=grammar,
         json_schema=schema,
         logprobs=n_probs,
+        ban_eos=body.ignore_eos,
     )
 
 
