@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import platformdirs
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from pydantic_settings.exceptions import SettingsError
+
+from kataribe.errors import ConfigError
 
 CONFIG_FILE_NAME = "config.toml"
 DEFAULT_PORT = 5001  # KoboldCpp's port: KoboldAI Lite, SillyTavern and EasyNovelAssistant expect it
@@ -37,9 +41,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     api_key: str | None = None
-    allowed_hosts: list[str] = Field(default_factory=list)
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Extra Host header values accepted besides loopback names and the bind address."""
-    cors_origins: list[str] = Field(default_factory=list)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # embedded engine
     model: Path | None = None
@@ -100,4 +104,13 @@ def config_file_path() -> Path:
 def load_settings(**overrides: Any) -> Settings:
     """Settings from every source; ``overrides`` (from the command line) win. None means unset."""
     given = {k: v for k, v in overrides.items() if v is not None}
-    return Settings(**given)
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(
+            f"Invalid setting ({problems}). Check the command line, KATARIBE_* variables and "
+            f"{config_file_path()}."
+        ) from exc
+    except (SettingsError, ValueError) as exc:
+        raise ConfigError(f"Cannot read the settings: {exc}. Check {config_file_path()}.") from exc

@@ -295,6 +295,7 @@ class RemoteEngine:
         timings_data: dict[str, Any] = {}
         text_parts: list[str] = []
         n_chunks = 0
+        finished = False
         with self._http.stream("POST", route, json=body) as resp:
             unregister = stream.on_cancel(resp.close)
             try:
@@ -323,6 +324,7 @@ class RemoteEngine:
                                 finish, stop_hit = "stop", scan.stop
                                 break
                         if choice.get("finish_reason"):
+                            finished = True
                             finish = "stop" if choice["finish_reason"] == "stop" else "length"
                     if stop_hit:
                         break
@@ -330,6 +332,11 @@ class RemoteEngine:
                 unregister()
         if stream.cancelled.is_set():
             finish = "cancelled"
+        elif not finished and not n_chunks:
+            raise BackendError(
+                "The remote server ended the stream without an answer; it may have failed "
+                "(a prompt longer than its context, say). Check the server's log."
+            )
         tail = stops.flush() if stop_hit is None else ""
         if tail:
             text_parts.append(tail)
@@ -351,8 +358,15 @@ class RemoteEngine:
             completion = int(usage.get("completion_tokens", 0))
             cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
         else:
-            prompt_text = request.prompt if request.prompt is not None else self.render_chat(request.messages or [])
-            prompt, completion, cached = estimate_tokens(prompt_text), n_chunks, 0
+            # The server reported no usage (llama-cpp-python's server does not, when streaming):
+            # count with its tokenizer where it has one. A chat prompt's count stays an estimate,
+            # since the server's chat template is not known here.
+            is_chat = request.prompt is None
+            prompt_text = self.render_chat(request.messages or []) if is_chat else str(request.prompt)
+            counted_prompt = self.count_tokens(prompt_text)
+            counted_text = self.count_tokens(text) if text else TokenCount(0, [])
+            prompt, completion, cached = counted_prompt.count, counted_text.count or n_chunks, 0
+            estimated = is_chat or counted_prompt.estimated or counted_text.estimated
         if "cache_n" in timings:
             cached = int(timings["cache_n"])
         t = Timings(
