@@ -35,7 +35,9 @@ def test_context_defaults_to_trained_length_capped_at_8192() -> None:
 
 
 def test_streams_text_and_reports_usage_and_timings(engine: EmbeddedEngine) -> None:
-    req = GenerationRequest(messages=[ChatMessage("user", "Name three colors.")], max_tokens=12, sampling=GREEDY)
+    req = GenerationRequest(
+        messages=[ChatMessage("user", "Name three colors.")], max_tokens=12, sampling=GREEDY
+    )
     deltas, done = run(engine, req)
     assert len(deltas) >= 2
     assert "".join(deltas) == done.text
@@ -65,8 +67,10 @@ def test_stop_string_spanning_tokens_on_real_output(engine: EmbeddedEngine) -> N
 
 
 def test_second_request_evaluates_only_the_new_suffix(engine: EmbeddedEngine) -> None:
-    history = [ChatMessage("system", "You are a terse assistant for prefix test 1."),
-               ChatMessage("user", "Tell me about rivers " * 20)]  # fmt: skip
+    history = [
+        ChatMessage("system", "You are a terse assistant for prefix test 1."),
+        ChatMessage("user", "Tell me about rivers " * 20),
+    ]
     _d, first = run(engine, GenerationRequest(messages=history, max_tokens=8, sampling=GREEDY))
     follow = [*history, ChatMessage("assistant", first.text), ChatMessage("user", "And lakes?")]
     _d, second = run(engine, GenerationRequest(messages=follow, max_tokens=8, sampling=GREEDY))
@@ -78,8 +82,10 @@ def test_second_request_evaluates_only_the_new_suffix(engine: EmbeddedEngine) ->
 
 def test_two_interleaved_conversations_each_evaluate_only_new_tokens(engine: EmbeddedEngine) -> None:
     def convo(tag: str) -> list[ChatMessage]:
-        return [ChatMessage("system", f"Conversation {tag}. " + f"{tag} lore. " * 60),
-                ChatMessage("user", f"Hello from {tag}")]  # fmt: skip
+        return [
+            ChatMessage("system", f"Conversation {tag}. " + f"{tag} lore. " * 60),
+            ChatMessage("user", f"Hello from {tag}"),
+        ]
 
     a, b = convo("alpha"), convo("bravo")
     run(engine, GenerationRequest(messages=a, max_tokens=6, sampling=GREEDY))
@@ -94,8 +100,9 @@ def test_two_interleaved_conversations_each_evaluate_only_new_tokens(engine: Emb
 
 
 def test_cancel_mid_generation_stops_promptly_and_engine_still_works(engine: EmbeddedEngine) -> None:
-    stream = engine.generate(GenerationRequest(prompt="Write a long story:", max_tokens=2000,
-                                               sampling=SamplingParams(seed=1)))  # fmt: skip
+    stream = engine.generate(
+        GenerationRequest(prompt="Write a long story:", max_tokens=2000, sampling=SamplingParams(seed=1))
+    )
     n = 0
     for event in stream:
         if isinstance(event, TextDelta):
@@ -128,9 +135,14 @@ def test_cancel_during_prompt_processing(engine: EmbeddedEngine) -> None:
 def test_fifo_queue_runs_requests_in_order_without_cutting_anyone_off(engine: EmbeddedEngine) -> None:
     results: dict[int, GenerationDone] = {}
     starts: dict[int, float] = {}
-    streams = [engine.generate(GenerationRequest(prompt=f"List {i}:", max_tokens=15,
-                                                 sampling=SamplingParams(temperature=0, logit_bias={})))
-               for i in range(3)]  # fmt: skip
+    streams = [
+        engine.generate(
+            GenerationRequest(
+                prompt=f"List {i}:", max_tokens=15, sampling=SamplingParams(temperature=0, logit_bias={})
+            )
+        )
+        for i in range(3)
+    ]
 
     def consume(i: int) -> None:
         for event in streams[i]:
@@ -161,16 +173,26 @@ def test_logit_bias_bans_a_token(engine: EmbeddedEngine) -> None:
 
 
 def test_json_schema_output_is_constrained(engine: EmbeddedEngine) -> None:
-    schema = {"type": "object", "properties": {"mood": {"enum": ["joy", "anger", "neutral"]}}, "required": ["mood"]}
-    req = GenerationRequest(messages=[ChatMessage("user", "I won the lottery! What is my mood?")],
-                            max_tokens=30, json_schema=schema, sampling=GREEDY)  # fmt: skip
+    schema = {
+        "type": "object",
+        "properties": {"mood": {"enum": ["joy", "anger", "neutral"]}},
+        "required": ["mood"],
+    }
+    req = GenerationRequest(
+        messages=[ChatMessage("user", "I won the lottery! What is my mood?")],
+        max_tokens=30,
+        json_schema=schema,
+        sampling=GREEDY,
+    )
     _d, done = run(engine, req)
     assert json.loads(done.text)["mood"] in ("joy", "anger", "neutral")
 
 
 def test_same_seed_same_text(engine: EmbeddedEngine) -> None:
     def sample(seed: int) -> str:
-        req = GenerationRequest(prompt="Once upon a time", max_tokens=12, sampling=SamplingParams(temperature=1.0, seed=seed))
+        req = GenerationRequest(
+            prompt="Once upon a time", max_tokens=12, sampling=SamplingParams(temperature=1.0, seed=seed)
+        )
         return run(engine, req)[1].text
 
     assert sample(42) == sample(42)
@@ -195,8 +217,12 @@ def test_prompt_longer_than_context_is_refused(engine: EmbeddedEngine) -> None:
 
 def test_kobold_style_truncation_keeps_the_end_of_the_prompt(engine: EmbeddedEngine) -> None:
     prompt = "word " * 5000 + "The end."
-    _d, done = run(engine, GenerationRequest(prompt=prompt, max_tokens=4, truncate_prompt=True,
-                                             max_context=1024, sampling=GREEDY))  # fmt: skip
+    _d, done = run(
+        engine,
+        GenerationRequest(
+            prompt=prompt, max_tokens=4, truncate_prompt=True, max_context=1024, sampling=GREEDY
+        ),
+    )
     assert done.usage.prompt_tokens <= 1024 - 4
 
 
@@ -215,7 +241,9 @@ def test_bad_grammar_is_refused(engine: EmbeddedEngine) -> None:
 
 
 def test_japanese_generation_is_valid_text(engine: EmbeddedEngine) -> None:
-    req = GenerationRequest(prompt="日本の首都は東京です。大阪は", max_tokens=30, sampling=SamplingParams(seed=7))
+    req = GenerationRequest(
+        prompt="日本の首都は東京です。大阪は", max_tokens=30, sampling=SamplingParams(seed=7)
+    )
     deltas, done = run(engine, req)
     assert "".join(deltas) == done.text
     assert any("\u3040" <= ch <= "\u9fff" for ch in done.text)

@@ -28,10 +28,26 @@ def peer(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     log = tmp_path_factory.mktemp("peer") / "peer.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--n_ctx", "2048",
-             "--n_threads", "2", "--host", "127.0.0.1", "--port", str(port), "--model_alias", "peer-smol"],
-            stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(model_path),
+                "--n_ctx",
+                "2048",
+                "--n_threads",
+                "2",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--model_alias",
+                "peer-smol",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
         try:
             wait_http(f"http://127.0.0.1:{port}/v1/models", timeout=90, proc=proc)
             yield f"http://127.0.0.1:{port}"
@@ -98,9 +114,11 @@ def test_token_counts_come_from_the_server_exactly(remote: RemoteEngine, engine:
 
 def test_stop_strings_and_cancel(remote: RemoteEngine) -> None:
     req = GenerationRequest(prompt="1, 2, 3, 4, 5,", max_tokens=20, sampling=GREEDY, stop=[" 7"])
-    text, done = collect(remote, req)
+    text, _done = collect(remote, req)
     assert " 7" not in text and "6" in text
-    stream = remote.generate(GenerationRequest(prompt="Story:", max_tokens=1000, sampling=SamplingParams(seed=1)))
+    stream = remote.generate(
+        GenerationRequest(prompt="Story:", max_tokens=1000, sampling=SamplingParams(seed=1))
+    )
     n = 0
     for event in stream:
         if isinstance(event, TextDelta):
@@ -113,14 +131,19 @@ def test_stop_strings_and_cancel(remote: RemoteEngine) -> None:
 
 
 def test_sampler_names_are_mapped_per_server(remote: RemoteEngine) -> None:
-    req = GenerationRequest(prompt="x", max_tokens=3, sampling=SamplingParams(repeat_penalty=1.2, top_k=7, min_p=0.1))
+    req = GenerationRequest(
+        prompt="x", max_tokens=3, sampling=SamplingParams(repeat_penalty=1.2, top_k=7, min_p=0.1)
+    )
     _route, body = remote.payload(req)
     assert body["repeat_penalty"] == 1.2 and "repetition_penalty" not in body
     assert body["top_k"] == 7 and body["min_p"] == 0.1
     remote.kind = "vllm"
     try:
-        route, body = remote.payload(GenerationRequest(messages=[ChatMessage("user", "x")], sampling=req.sampling,
-                                                       grammar='root ::= "a"'))  # fmt: skip
+        route, body = remote.payload(
+            GenerationRequest(
+                messages=[ChatMessage("user", "x")], sampling=req.sampling, grammar='root ::= "a"'
+            )
+        )
     finally:
         remote.kind = "llama-cpp-python"
     assert route.endswith("/chat/completions")
@@ -133,10 +156,15 @@ def test_kataribe_serves_a_remote_model_to_the_openai_client(remote: RemoteEngin
     live = LiveServer(create_app(Settings(data_dir=tmp_path, port=port), remote), port).start()
     try:
         client = OpenAI(base_url=live.url + "/v1", api_key="x", max_retries=0)
-        chunks = list(client.chat.completions.create(
-            model="peer-smol", messages=[{"role": "user", "content": "Hi"}], max_tokens=8, stream=True,
-            stream_options={"include_usage": True},
-        ))  # fmt: skip
+        chunks = list(
+            client.chat.completions.create(
+                model="peer-smol",
+                messages=[{"role": "user", "content": "Hi"}],
+                max_tokens=8,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        )
         assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
         health = httpx.get(live.url + "/health").json()
@@ -150,7 +178,9 @@ def test_remote_failures_become_clear_http_errors(remote: RemoteEngine, tmp_path
     live = LiveServer(create_app(Settings(data_dir=tmp_path, port=port), remote), port).start()
     try:
         # llama-cpp-python's server answers an over-long prompt with an empty 200 stream
-        r = httpx.post(live.url + "/v1/completions", json={"prompt": "word " * 3000, "max_tokens": 5, "stream": True})
+        r = httpx.post(
+            live.url + "/v1/completions", json={"prompt": "word " * 3000, "max_tokens": 5, "stream": True}
+        )
         assert r.status_code == 502 and "remote server" in r.json()["error"]["message"]
         assert httpx.get(live.url + "/health").status_code == 200
     finally:

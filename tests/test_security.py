@@ -27,8 +27,11 @@ def test_non_loopback_without_key_refuses_to_start_app(engine: EmbeddedEngine, t
 def test_cli_serve_on_all_interfaces_without_key_exits_with_a_message(tmp_path: Path) -> None:
     proc = subprocess.run(
         [str(VENV_BIN / "kataribe"), "serve", "--host", "0.0.0.0", "--port", str(free_port())],
-        capture_output=True, text=True, timeout=60, env={"KATARIBE_DATA_DIR": str(tmp_path), "PATH": ""},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"KATARIBE_DATA_DIR": str(tmp_path), "PATH": ""},
+    )
     assert proc.returncode == 2
     assert "API key is required" in proc.stderr
 
@@ -36,8 +39,9 @@ def test_cli_serve_on_all_interfaces_without_key_exits_with_a_message(tmp_path: 
 @pytest.fixture(scope="module")
 def keyed_server(engine: EmbeddedEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     port = free_port()
-    settings = Settings(data_dir=tmp_path_factory.mktemp("keyed"), port=port, api_key="s3cret",
-                        allowed_hosts=["kataribe.lan"])  # fmt: skip
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("keyed"), port=port, api_key="s3cret", allowed_hosts=["kataribe.lan"]
+    )
     live = LiveServer(create_app(settings, engine), port).start()  # start() accepts the 401 as "up"
     yield live
     live.stop()
@@ -54,8 +58,12 @@ def test_every_route_needs_the_key(keyed_server: LiveServer, path: str) -> None:
 def test_post_routes_need_the_key(keyed_server: LiveServer) -> None:
     body = {"prompt": "hi", "max_length": 2}
     assert httpx.post(keyed_server.url + "/api/v1/generate", json=body).status_code == 401
-    ok = httpx.post(keyed_server.url + "/api/v1/generate", json=body, headers={"Authorization": "Bearer s3cret"},
-                    timeout=60)  # fmt: skip
+    ok = httpx.post(
+        keyed_server.url + "/api/v1/generate",
+        json=body,
+        headers={"Authorization": "Bearer s3cret"},
+        timeout=60,
+    )
     assert ok.status_code == 200
 
 

@@ -36,8 +36,17 @@ def test_info_routes(server: LiveServer) -> None:
 
 
 def test_generate_round_trip(server: LiveServer) -> None:
-    body = {"prompt": "The quick brown fox", "max_length": 8, "temperature": 0.7, "rep_pen": 1.1,
-            "top_k": 40, "top_p": 0.9, "sampler_seed": 5, "use_story": False, "sampler_order": [6, 0, 1]}  # fmt: skip
+    body = {
+        "prompt": "The quick brown fox",
+        "max_length": 8,
+        "temperature": 0.7,
+        "rep_pen": 1.1,
+        "top_k": 40,
+        "top_p": 0.9,
+        "sampler_seed": 5,
+        "use_story": False,
+        "sampler_order": [6, 0, 1],
+    }
     r = httpx.post(server.url + "/api/v1/generate", json=body, timeout=60)
     assert r.status_code == 200
     result = r.json()["results"][0]
@@ -53,11 +62,17 @@ def test_stop_sequence_is_trimmed_or_kept(server: LiveServer) -> None:
     base = {"prompt": "Q: What is 1+1?\nA: 2\nQ: What is 2+2?\nA:", "max_length": 30, "temperature": 0}
     free = httpx.post(server.url + "/api/v1/generate", json=base, timeout=60).json()["results"][0]["text"]
     stop = free.strip()[:3]
-    trimmed = httpx.post(server.url + "/api/v1/generate", json={**base, "stop_sequence": [stop]},
-                         timeout=60).json()["results"][0]  # fmt: skip
-    assert stop not in trimmed["text"] and trimmed["finish_reason"] == "length"  # KoboldCpp: stop seq is "length"
-    kept = httpx.post(server.url + "/api/v1/generate", json={**base, "stop_sequence": [stop], "trim_stop": False},
-                      timeout=60).json()["results"][0]  # fmt: skip
+    trimmed = httpx.post(
+        server.url + "/api/v1/generate", json={**base, "stop_sequence": [stop]}, timeout=60
+    ).json()["results"][0]
+    assert (
+        stop not in trimmed["text"] and trimmed["finish_reason"] == "length"
+    )  # KoboldCpp: stop seq is "length"
+    kept = httpx.post(
+        server.url + "/api/v1/generate",
+        json={**base, "stop_sequence": [stop], "trim_stop": False},
+        timeout=60,
+    ).json()["results"][0]
     assert kept["text"].endswith(stop)
 
 
@@ -79,7 +94,9 @@ def test_check_and_abort_with_genkey(server: LiveServer) -> None:
     result: dict[str, object] = {}
 
     def generate() -> None:
-        result.update(httpx.post(server.url + "/api/v1/generate", json=body, timeout=120).json()["results"][0])
+        result.update(
+            httpx.post(server.url + "/api/v1/generate", json=body, timeout=120).json()["results"][0]
+        )
 
     t = threading.Thread(target=generate)
     t.start()
@@ -88,7 +105,8 @@ def test_check_and_abort_with_genkey(server: LiveServer) -> None:
     while len(partial) < 20 and time.monotonic() < deadline:
         time.sleep(0.1)
         partial = httpx.post(server.url + "/api/extra/generate/check", json={"genkey": "KCPP1234"}).json()[
-            "results"][0]["text"]  # fmt: skip
+            "results"
+        ][0]["text"]
     assert partial, "check never showed partial text"
     other = httpx.post(server.url + "/api/extra/abort", json={"genkey": "someone-else"}).json()
     assert other == {"success": "false", "done": "false"}
@@ -102,20 +120,26 @@ def test_check_and_abort_with_genkey(server: LiveServer) -> None:
 
 
 def test_abort_without_body_stops_the_current_generation(server: LiveServer) -> None:
-    holder: dict[str, object] = {}
+    msgs: list[dict[str, object]] = []
+    first_token = threading.Event()
 
     def stream() -> None:
-        with httpx.stream("POST", server.url + "/api/extra/generate/stream",
-                          json={"prompt": "Once", "max_length": 2000}, timeout=120) as r:  # fmt: skip
-            holder["msgs"] = sse_messages(r)
+        body = {"prompt": "Once", "max_length": 2000}
+        with httpx.stream("POST", server.url + "/api/extra/generate/stream", json=body, timeout=120) as r:
+            for line in r.iter_lines():
+                if line.startswith("data:"):
+                    msgs.append(json.loads(line[5:]))
+                    first_token.set()
 
     t = threading.Thread(target=stream)
     t.start()
-    time.sleep(0.8)
-    assert httpx.post(server.url + "/api/extra/abort").json()["success"] == "true"  # SillyTavern sends no body
+    assert first_token.wait(30)
+    assert (
+        httpx.post(server.url + "/api/extra/abort").json()["success"] == "true"
+    )  # SillyTavern sends no body
     t.join(30)
-    msgs = holder["msgs"]
-    assert isinstance(msgs, list) and msgs[-1]["finish_reason"] == "length" and len(msgs) < 2000
+    assert not t.is_alive()
+    assert msgs[-1]["finish_reason"] == "length" and len(msgs) < 2000
 
 
 def test_tokencount(server: LiveServer) -> None:
@@ -131,6 +155,9 @@ def test_bad_generate_body_is_4xx_with_detail_msg(server: LiveServer) -> None:
 
 
 def test_form_encoded_body_is_read_as_json(server: LiveServer) -> None:
-    r = httpx.post(server.url + "/api/extra/tokencount", content=b'{"prompt": "hello"}',
-                   headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip
+    r = httpx.post(
+        server.url + "/api/extra/tokencount",
+        content=b'{"prompt": "hello"}',
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
     assert r.status_code == 200 and r.json()["value"] > 0

@@ -27,9 +27,13 @@ def test_models_lists_the_loaded_model(client: OpenAI) -> None:
 
 def test_chat_stream_with_official_client(client: OpenAI) -> None:
     stream = client.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": "Say hello."}], stream=True, max_tokens=16,
-        temperature=0, stream_options={"include_usage": True},
-    )  # fmt: skip
+        model=MODEL,
+        messages=[{"role": "user", "content": "Say hello."}],
+        stream=True,
+        max_tokens=16,
+        temperature=0,
+        stream_options={"include_usage": True},
+    )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
@@ -44,7 +48,9 @@ def test_chat_stream_with_official_client(client: OpenAI) -> None:
 
 
 def test_chat_non_stream_has_usage_and_timings(client: OpenAI) -> None:
-    r = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=8)
+    r = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=8
+    )
     assert r.choices[0].message.content
     assert r.usage is not None and r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
     assert "predicted_per_second" in r.model_extra["timings"]  # type: ignore[index]
@@ -59,8 +65,14 @@ def test_completion_stream_and_logprobs(client: OpenAI) -> None:
 
 
 def test_chat_logprobs(client: OpenAI) -> None:
-    r = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=4,
-                                       logprobs=True, top_logprobs=2, temperature=0)  # fmt: skip
+    r = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Hi"}],
+        max_tokens=4,
+        logprobs=True,
+        top_logprobs=2,
+        temperature=0,
+    )
     content = r.choices[0].logprobs.content  # type: ignore[union-attr]
     assert content and len(content[0].top_logprobs) == 2
 
@@ -68,21 +80,40 @@ def test_chat_logprobs(client: OpenAI) -> None:
 def test_json_schema_response_format(client: OpenAI) -> None:
     schema = {"type": "object", "properties": {"answer": {"type": "integer"}}, "required": ["answer"]}
     r = client.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": "What is 2+2? Answer in JSON."}], max_tokens=20,
-        response_format={"type": "json_schema", "json_schema": {"name": "a", "schema": schema}}, temperature=0,
-    )  # fmt: skip
+        model=MODEL,
+        messages=[{"role": "user", "content": "What is 2+2? Answer in JSON."}],
+        max_tokens=20,
+        response_format={"type": "json_schema", "json_schema": {"name": "a", "schema": schema}},
+        temperature=0,
+    )
     assert isinstance(json.loads(r.choices[0].message.content or "")["answer"], int)
-    r = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "JSON please"}],
-                                       max_tokens=20, response_format={"type": "json_object"})  # fmt: skip
+    r = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "JSON please"}],
+        max_tokens=20,
+        response_format={"type": "json_object"},
+    )
     assert r.choices[0].message.content.lstrip().startswith("{")  # type: ignore[union-attr]
 
 
 def test_extra_sampler_fields_are_accepted(client: OpenAI) -> None:
     r = client.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=4, seed=3, stop=["\n\n"],
-        presence_penalty=0.5, frequency_penalty=0.2, logit_bias={"0": -100},
-        extra_body={"top_k": 20, "min_p": 0.1, "typical_p": 0.9, "repeat_penalty": 1.1, "repetition_penalty": 1.1},
-    )  # fmt: skip
+        model=MODEL,
+        messages=[{"role": "user", "content": "Hi"}],
+        max_tokens=4,
+        seed=3,
+        stop=["\n\n"],
+        presence_penalty=0.5,
+        frequency_penalty=0.2,
+        logit_bias={"0": -100},
+        extra_body={
+            "top_k": 20,
+            "min_p": 0.1,
+            "typical_p": 0.9,
+            "repeat_penalty": 1.1,
+            "repetition_penalty": 1.1,
+        },
+    )
     assert r.choices[0].finish_reason in ("length", "stop")
 
 
@@ -122,15 +153,23 @@ def test_bad_requests_are_4xx_with_a_message(server: LiveServer, body: dict[str,
 
 def test_malformed_json_and_wrong_types_do_not_crash(server: LiveServer) -> None:
     for raw in (b"{bad", b"[]", b"null", b'{"prompt": 5}', "\udcff".encode("utf-8", "surrogatepass")):
-        r = httpx.post(server.url + "/v1/completions", content=raw,
-                       headers={"content-type": "application/json"}, timeout=30)  # fmt: skip
+        r = httpx.post(
+            server.url + "/v1/completions",
+            content=raw,
+            headers={"content-type": "application/json"},
+            timeout=30,
+        )
         assert r.status_code == 400, raw
     assert httpx.get(server.url + "/health").json()["status"] == "ok"
 
 
 def test_client_disconnect_cancels_its_generation(server: LiveServer) -> None:
-    body = {"prompt": "Write a very long story about dragons:", "max_tokens": 3000, "stream": True,
-            "temperature": 1.0}  # fmt: skip
+    body = {
+        "prompt": "Write a very long story about dragons:",
+        "max_tokens": 3000,
+        "stream": True,
+        "temperature": 1.0,
+    }
     with httpx.stream("POST", server.url + "/v1/completions", json=body, timeout=30) as resp:
         lines = resp.iter_lines()
         got = [next(lines) for _ in range(6)]
@@ -146,9 +185,13 @@ def test_concurrent_clients_each_get_their_whole_stream(client: OpenAI) -> None:
 
     def ask(i: int) -> None:
         stream = client.chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": f"Tell me fact number {i}."}], stream=True,
-            max_tokens=20, stream_options={"include_usage": True}, extra_body={"ignore_eos": True},
-        )  # fmt: skip
+            model=MODEL,
+            messages=[{"role": "user", "content": f"Tell me fact number {i}."}],
+            stream=True,
+            max_tokens=20,
+            stream_options={"include_usage": True},
+            extra_body={"ignore_eos": True},
+        )
         chunks = list(stream)
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         finish = next(c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason)

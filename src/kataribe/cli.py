@@ -25,12 +25,20 @@ app = typer.Typer(
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
-ModelOpt = Annotated[Path | None, typer.Option("--model", "-m", help="GGUF file (default: embedded SmolLM2).")]
-RemoteOpt = Annotated[str | None, typer.Option("--remote-url", help="Use an OpenAI-compatible server instead.")]
+ModelOpt = Annotated[
+    Path | None, typer.Option("--model", "-m", help="GGUF file (default: embedded SmolLM2).")
+]
+RemoteOpt = Annotated[
+    str | None, typer.Option("--remote-url", help="Use an OpenAI-compatible server instead.")
+]
 RemoteKeyOpt = Annotated[str | None, typer.Option("--remote-api-key", help="API key for the remote server.")]
-RemoteModelOpt = Annotated[str | None, typer.Option("--remote-model", help="Model name on the remote server.")]
+RemoteModelOpt = Annotated[
+    str | None, typer.Option("--remote-model", help="Model name on the remote server.")
+]
 CtxOpt = Annotated[int | None, typer.Option("--ctx-size", "-c", min=16, help="Context length in tokens.")]
-ThreadsOpt = Annotated[int | None, typer.Option("--threads", "-t", min=1, help="CPU threads (default: cores).")]
+ThreadsOpt = Annotated[
+    int | None, typer.Option("--threads", "-t", min=1, help="CPU threads (default: cores).")
+]
 GpuOpt = Annotated[int | None, typer.Option("--gpu-layers", help="Layers on the GPU (-1: all).")]
 
 
@@ -38,12 +46,26 @@ def _settings(**options: Any) -> Settings:
     return load_settings(**options)
 
 
-def _engine_settings(model: Path | None, remote_url: str | None, remote_api_key: str | None,
-                     remote_model: str | None, ctx_size: int | None, threads: int | None,
-                     gpu_layers: int | None, **extra: Any) -> Settings:  # fmt: skip
-    return _settings(model=model, remote_url=remote_url, remote_api_key=remote_api_key,
-                     remote_model=remote_model, n_ctx=ctx_size, n_threads=threads,
-                     n_gpu_layers=gpu_layers, **extra)  # fmt: skip
+def _engine_settings(
+    model: Path | None,
+    remote_url: str | None,
+    remote_api_key: str | None,
+    remote_model: str | None,
+    ctx_size: int | None,
+    threads: int | None,
+    gpu_layers: int | None,
+    **extra: Any,
+) -> Settings:
+    return _settings(
+        model=model,
+        remote_url=remote_url,
+        remote_api_key=remote_api_key,
+        remote_model=remote_model,
+        n_ctx=ctx_size,
+        n_threads=threads,
+        n_gpu_layers=gpu_layers,
+        **extra,
+    )
 
 
 def _fail(exc: KataribeError) -> typer.Exit:
@@ -61,11 +83,15 @@ def _open(settings: Settings) -> Engine:
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 5001, KoboldCpp's).")] = None,
-    api_key: Annotated[str | None, typer.Option("--api-key", help="Require this key on every request.")] = None,
+    api_key: Annotated[
+        str | None, typer.Option("--api-key", help="Require this key on every request.")
+    ] = None,
     allowed_hosts: Annotated[
         str | None, typer.Option("--allowed-hosts", help="Extra Host names to accept, comma-separated.")
     ] = None,
-    model_alias: Annotated[str | None, typer.Option("--model-alias", help="Model name shown to clients.")] = None,
+    model_alias: Annotated[
+        str | None, typer.Option("--model-alias", help="Model name shown to clients.")
+    ] = None,
     model: ModelOpt = None,
     remote_url: RemoteOpt = None,
     remote_api_key: RemoteKeyOpt = None,
@@ -80,9 +106,20 @@ def serve(
     from kataribe.api.app import check_exposure, create_app
 
     try:
-        settings = _engine_settings(model, remote_url, remote_api_key, remote_model, ctx_size, threads,
-                                    gpu_layers, host=host, port=port, api_key=api_key,
-                                    allowed_hosts=allowed_hosts, model_alias=model_alias)  # fmt: skip
+        settings = _engine_settings(
+            model,
+            remote_url,
+            remote_api_key,
+            remote_model,
+            ctx_size,
+            threads,
+            gpu_layers,
+            host=host,
+            port=port,
+            api_key=api_key,
+            allowed_hosts=allowed_hosts,
+            model_alias=model_alias,
+        )
         check_exposure(settings)  # before the (slow) model load
         engine = _open(settings)
         application = create_app(settings, engine)
@@ -91,12 +128,19 @@ def serve(
     caps = engine.capabilities()
     shown_host = f"[{settings.host}]" if ":" in settings.host else settings.host
     url = f"http://{shown_host}:{settings.port}"
-    console.print(f"[bold]Kataribe {__version__}[/] · {caps.engine} · model [cyan]{caps.model}[/] · "
-                  f"context {caps.n_ctx}")  # fmt: skip
+    console.print(
+        f"[bold]Kataribe {__version__}[/] · {caps.engine} · model [cyan]{caps.model}[/] · "
+        f"context {caps.n_ctx}"
+    )
     console.print(f"OpenAI API: {url}/v1   KoboldCpp API: {url}/api   health: {url}/health")
     try:
-        uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning",
-                    timeout_graceful_shutdown=5)  # fmt: skip
+        uvicorn.run(
+            application,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            timeout_graceful_shutdown=5,
+        )
     finally:
         engine.close()
 
@@ -145,8 +189,9 @@ def chat(
 ) -> None:
     """Chat in the terminal with streaming replies."""
     try:
-        engine = _open(_engine_settings(model, remote_url, remote_api_key, remote_model, ctx_size, threads,
-                                        gpu_layers))  # fmt: skip
+        engine = _open(
+            _engine_settings(model, remote_url, remote_api_key, remote_model, ctx_size, threads, gpu_layers)
+        )
     except KataribeError as exc:
         raise _fail(exc) from None
     history: list[ChatMessage] = []
@@ -156,8 +201,9 @@ def chat(
     def reply() -> None:
         messages = ([ChatMessage("system", system)] if system else []) + history
         try:
-            text = _stream_to_console(engine, GenerationRequest(messages=messages, max_tokens=max_tokens,
-                                                                sampling=sampling))  # fmt: skip
+            text = _stream_to_console(
+                engine, GenerationRequest(messages=messages, max_tokens=max_tokens, sampling=sampling)
+            )
         except KataribeError as exc:
             err_console.print(f"[red]{exc.message}[/]")
             history.pop()
@@ -218,8 +264,9 @@ def complete(
     """Complete one prompt and print the result as it streams."""
     text = sys.stdin.read() if prompt == "-" else prompt
     try:
-        engine = _open(_engine_settings(model, remote_url, remote_api_key, remote_model, ctx_size, threads,
-                                        gpu_layers))  # fmt: skip
+        engine = _open(
+            _engine_settings(model, remote_url, remote_api_key, remote_model, ctx_size, threads, gpu_layers)
+        )
         request = GenerationRequest(
             prompt=None if chat_mode else text,
             messages=[ChatMessage("user", text)] if chat_mode else None,
@@ -245,8 +292,9 @@ def info(
 ) -> None:
     """Show the engine and model: architecture, parameters, context, template, quantization."""
     try:
-        settings = _settings(model=model, remote_url=remote_url, remote_api_key=remote_api_key,
-                             remote_model=remote_model)  # fmt: skip
+        settings = _settings(
+            model=model, remote_url=remote_url, remote_api_key=remote_api_key, remote_model=remote_model
+        )
         data = _describe(settings)
     except KataribeError as exc:
         raise _fail(exc) from None
@@ -264,8 +312,12 @@ def _describe(settings: Settings) -> dict[str, Any]:
         engine = _open(settings)
         try:
             caps = engine.capabilities()
-            return {"engine": caps.engine, "model": caps.model, "n_ctx": caps.n_ctx,
-                    "exact_token_counts": caps.exact_token_counts}  # fmt: skip
+            return {
+                "engine": caps.engine,
+                "model": caps.model,
+                "n_ctx": caps.n_ctx,
+                "exact_token_counts": caps.exact_token_counts,
+            }
         finally:
             engine.close()
     from kataribe.engine.default_model import default_model_path

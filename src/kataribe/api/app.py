@@ -53,8 +53,14 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
 
     @app.get("/", tags=["server"])
     async def root() -> dict[str, Any]:
-        return {"name": "Kataribe", "version": __version__, "model": engine.model_name,
-                "openai_base_url": "/v1", "kobold_api": "/api", "docs": "/docs"}  # fmt: skip
+        return {
+            "name": "Kataribe",
+            "version": __version__,
+            "model": engine.model_name,
+            "openai_base_url": "/v1",
+            "kobold_api": "/api",
+            "docs": "/docs",
+        }
 
     app.include_router(openai_router(OpenAIServing(engine)))
     app.include_router(kobold_router(KoboldServing(engine), protected=bool(settings.api_key)))

@@ -11,13 +11,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from kataribe.api.streaming import ClientGone
-
 from kataribe.errors import KataribeError
 
 log = logging.getLogger(__name__)
 
 
-def error_body(message: str, *, type_: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
+def error_body(
+    message: str, *, type_: str, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
     return {
         "error": {"message": message, "type": type_, "param": param, "code": code},
         # KoboldCpp clients (SillyTavern, KoboldAI Lite) read detail.msg
@@ -25,8 +26,15 @@ def error_body(message: str, *, type_: str, param: str | None = None, code: str 
     }
 
 
-def error_response(status: int, message: str, *, type_: str, param: str | None = None,
-                   code: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:  # fmt: skip
+def error_response(
+    status: int,
+    message: str,
+    *,
+    type_: str,
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     return JSONResponse(error_body(message, type_=type_, param=param, code=code), status, headers=headers)
 
 
@@ -47,7 +55,9 @@ def _describe_validation(exc: RequestValidationError) -> tuple[str, str | None]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(KataribeError)
     async def _domain(_request: Request, exc: KataribeError) -> JSONResponse:
-        return error_response(exc.status_code, exc.message, type_=exc.error_type, param=exc.param, code=exc.code)
+        return error_response(
+            exc.status_code, exc.message, type_=exc.error_type, param=exc.param, code=exc.code
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -57,8 +67,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         messages = {404: "No such route. See /docs for the API.", 405: "Method not allowed on this route."}
-        message = exc.detail if isinstance(exc.detail, str) and exc.status_code not in messages else (
-            messages.get(exc.status_code, str(exc.detail))
+        message = (
+            exc.detail
+            if isinstance(exc.detail, str) and exc.status_code not in messages
+            else (messages.get(exc.status_code, str(exc.detail)))
         )
         return error_response(exc.status_code, message, type_="invalid_request_error")
 
@@ -69,4 +81,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
-        return error_response(500, f"Internal error: {type(exc).__name__}. See the server log.", type_="server_error")
+        return error_response(
+            500, f"Internal error: {type(exc).__name__}. See the server log.", type_="server_error"
+        )

@@ -68,12 +68,21 @@ class AccessGuard:
         if self.allowed_hosts is not None:
             host = host_without_port(headers.get("host", b"").decode("latin-1"))
             if host not in self.allowed_hosts:
-                await _deny(send, 403, f"Host '{host}' is not allowed. Add it with --allowed-hosts.",
-                            "permission_error")  # fmt: skip
+                await _deny(
+                    send,
+                    403,
+                    f"Host '{host}' is not allowed. Add it with --allowed-hosts.",
+                    "permission_error",
+                )
                 return
         if self.api_key is not None and scope.get("method") != "OPTIONS" and not self._key_ok(headers):
-            await _deny(send, 401, "A valid API key is required: send 'Authorization: Bearer <key>'.",
-                        "authentication_error", www_auth=True)  # fmt: skip
+            await _deny(
+                send,
+                401,
+                "A valid API key is required: send 'Authorization: Bearer <key>'.",
+                "authentication_error",
+                www_auth=True,
+            )
             return
         await self.app(scope, receive, send)
 

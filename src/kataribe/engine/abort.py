@@ -51,4 +51,4 @@ class AbortFlag:
 
     @staticmethod
     def uninstall(ctx: Any) -> None:
-        llama_cpp.llama_set_abort_callback(ctx, ctypes.cast(None, llama_cpp.ggml_abort_callback), None)
+        llama_cpp.llama_set_abort_callback(ctx, llama_cpp.ggml_abort_callback(), None)  # NULL: none

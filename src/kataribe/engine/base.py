@@ -105,9 +105,7 @@ class Timings:
             "predicted_per_token_ms": (
                 round(self.predicted_ms / self.predicted_n, 3) if self.predicted_n else 0.0
             ),
-            "predicted_per_second": (
-                round(self.predicted_n / predicted_s, 3) if predicted_s > 0 else 0.0
-            ),
+            "predicted_per_second": (round(self.predicted_n / predicted_s, 3) if predicted_s > 0 else 0.0),
         }
         if self.estimated:
             out["estimated"] = True
@@ -191,9 +189,7 @@ class GenerationStream:
             self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             self._loop = None
-        self._aq: asyncio.Queue[GenerationEvent] | None = (
-            asyncio.Queue() if self._loop is not None else None
-        )
+        self._aq: asyncio.Queue[GenerationEvent] | None = asyncio.Queue() if self._loop is not None else None
         self._q: queue.SimpleQueue[GenerationEvent] = queue.SimpleQueue()
         self._cancel_hooks: list[Callable[[], None]] = []
         self._hooks_lock = threading.Lock()

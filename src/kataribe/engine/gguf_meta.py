@@ -11,8 +11,19 @@ import gguf
 
 from kataribe.errors import ModelLoadError
 
-_SCALARS: dict[int, str] = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f",
-                            7: "<?", 10: "<Q", 11: "<q", 12: "<d"}  # fmt: skip
+_SCALARS: dict[int, str] = {
+    0: "<B",
+    1: "<b",
+    2: "<H",
+    3: "<h",
+    4: "<I",
+    5: "<i",
+    6: "<f",
+    7: "<?",
+    10: "<Q",
+    11: "<q",
+    12: "<d",
+}
 _STRING, _ARRAY = 8, 9
 _MAX_KEEP_ARRAY = 64
 """Arrays longer than this (token lists, merges) are skipped; only their length is kept."""
@@ -179,7 +190,7 @@ def quantization_name(file_type: Any) -> str | None:
     if not isinstance(file_type, int):
         return None
     try:
-        return gguf.LlamaFileType(file_type).name.removeprefix("MOSTLY_").removeprefix("ALL_")
+        return str(gguf.LlamaFileType(file_type).name).removeprefix("MOSTLY_").removeprefix("ALL_")
     except ValueError:
         return f"type {file_type}"
 
@@ -194,9 +205,7 @@ def inspect_gguf(path: Path) -> ModelInfo:
 
     heads = _first_int(a("attention.head_count"))
     embd = _first_int(a("embedding_length"))
-    head_dim = _first_int(a("attention.key_length")) or (
-        embd // heads if embd and heads else None
-    )
+    head_dim = _first_int(a("attention.key_length")) or (embd // heads if embd and heads else None)
     template = md.get("tokenizer.chat_template")
     return ModelInfo(
         path=str(path),

@@ -23,6 +23,7 @@ from kataribe.engine.abort import AbortFlag
 from kataribe.engine.base import (
     Capabilities,
     ChatMessage,
+    FinishReason,
     GenerationDone,
     GenerationRequest,
     GenerationStream,
@@ -169,10 +170,11 @@ class EmbeddedEngine:
 
     def render_chat(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> str:
         formatter = self._formatters[add_generation_prompt]
-        payload = [{"role": m.role, "content": m.content} | ({"name": m.name} if m.name else {})
-                   for m in messages]  # fmt: skip
+        payload = [
+            {"role": m.role, "content": m.content} | ({"name": m.name} if m.name else {}) for m in messages
+        ]
         try:
-            return formatter(messages=payload).prompt  # type: ignore[arg-type]
+            return str(formatter(messages=payload).prompt)  # type: ignore[arg-type]
         except Exception as exc:  # a template may raise on role orders it does not support
             raise InvalidRequest(
                 f"The model's chat template rejected these messages: {exc}. "
@@ -240,10 +242,11 @@ class EmbeddedEngine:
         eos_text = self._piece(eos, special=True).decode("utf-8", "replace") if eos >= 0 else ""
         tpl = template or CHATML_TEMPLATE
         return {
-            flag: Jinja2ChatFormatter(tpl, eos_token=eos_text, bos_token=bos_text,
-                                      add_generation_prompt=flag, stop_token_ids=[eos])
+            flag: Jinja2ChatFormatter(
+                tpl, eos_token=eos_text, bos_token=bos_text, add_generation_prompt=flag, stop_token_ids=[eos]
+            )
             for flag in (True, False)
-        }  # fmt: skip
+        }
 
     def _prompt_tokens(self, request: GenerationRequest) -> list[int]:
         if request.messages is not None:
@@ -314,7 +317,8 @@ class EmbeddedEngine:
                     self._current = None
 
     def _live_tokens(self) -> list[int]:
-        return self._llm.input_ids[: self._llm.n_tokens].tolist()
+        tokens: list[int] = self._llm.input_ids[: self._llm.n_tokens].tolist()
+        return tokens
 
     def _select_state(self, tokens: list[int]) -> int:
         """Make the context hold the longest available prefix of ``tokens``; return its length."""
@@ -392,7 +396,7 @@ class EmbeddedEngine:
         want_logprobs = request.logprobs is not None
         pending_lp: list[TokenLogprob] = []
         text_parts: list[str] = []
-        finish: str = "length"
+        finish: FinishReason = "length"
         stop_hit: str | None = None
         n_gen = 0
         llm = self._llm
@@ -434,7 +438,7 @@ class EmbeddedEngine:
         timings.predicted_ms = (time.perf_counter() - t1) * 1000
         stream.emit(
             GenerationDone(
-                finish,  # type: ignore[arg-type]
+                finish,
                 Usage(prompt_tokens=len(tokens), completion_tokens=n_gen, cached_tokens=reused),
                 timings,
                 "".join(text_parts),

@@ -16,6 +16,7 @@ import httpx
 from kataribe.engine.base import (
     Capabilities,
     ChatMessage,
+    FinishReason,
     GenerationDone,
     GenerationRequest,
     GenerationStream,
@@ -69,7 +70,7 @@ class RemoteEngine:
         self._model = config.model
         self._n_ctx = config.n_ctx
         self._discover()
-        self._tokenize_route: str | None | bool = False  # False: not probed yet; None: none works
+        self._tokenize_route: str | bool | None = False  # False: not probed yet; None: none works
         self._jobs: list[GenerationStream] = []
         self._lock = threading.Lock()
 
@@ -82,9 +83,13 @@ class RemoteEngine:
                 f"Cannot reach the remote server at {self.api_base}: {exc}. Is it running?"
             ) from exc
         if resp.status_code in (401, 403):
-            raise ModelLoadError(f"The remote server at {self.root} refused the API key (HTTP {resp.status_code}).")
+            raise ModelLoadError(
+                f"The remote server at {self.root} refused the API key (HTTP {resp.status_code})."
+            )
         if resp.status_code >= 400:
-            raise ModelLoadError(f"{self.api_base}/models answered HTTP {resp.status_code}; is this an OpenAI API?")
+            raise ModelLoadError(
+                f"{self.api_base}/models answered HTTP {resp.status_code}; is this an OpenAI API?"
+            )
         models = resp.json().get("data", [])
         entry = next((m for m in models if m.get("id") == self._model), models[0] if models else {})
         if self._model is None:
@@ -136,8 +141,17 @@ class RemoteEngine:
     def _tokenize_candidates(self, text: str) -> Iterator[tuple[str, dict[str, Any], str]]:
         # (route, body, key in the answer). llama-server and vLLM share /tokenize with different
         # bodies; each ignores the other's fields.
-        yield f"{self.root}/tokenize", {"content": text, "prompt": text, "model": self.model_name,
-                                        "add_special": False, "add_special_tokens": False}, "tokens"  # fmt: skip
+        yield (
+            f"{self.root}/tokenize",
+            {
+                "content": text,
+                "prompt": text,
+                "model": self.model_name,
+                "add_special": False,
+                "add_special_tokens": False,
+            },
+            "tokens",
+        )
         yield f"{self.root}/extras/tokenize", {"input": text, "model": self.model_name}, "tokens"
         yield f"{self.root}/api/extra/tokencount", {"prompt": text}, "ids"
 
@@ -289,7 +303,7 @@ class RemoteEngine:
         stops = StopStringFilter(request.stop)
         t0 = time.perf_counter()
         t_first: float | None = None
-        finish = "length"
+        finish: FinishReason = "length"
         stop_hit: str | None = None
         usage_data: dict[str, Any] = {}
         timings_data: dict[str, Any] = {}
@@ -344,14 +358,34 @@ class RemoteEngine:
         t_end = time.perf_counter()
         text = "".join(text_parts)
         stream.emit(
-            GenerationDone(finish, *self._usage_and_timings(usage_data, timings_data, request, text,  # type: ignore[arg-type]
-                                                            n_chunks, t0, t_first or t_end, t_end),
-                           text, stop=stop_hit)  # fmt: skip
+            GenerationDone(
+                finish,
+                *self._usage_and_timings(
+                    usage_data,
+                    timings_data,
+                    request,
+                    text,
+                    n_chunks,
+                    t0,
+                    t_first or t_end,
+                    t_end,
+                ),
+                text,
+                stop=stop_hit,
+            )
         )
 
-    def _usage_and_timings(self, usage: dict[str, Any], timings: dict[str, Any], request: GenerationRequest,
-                           text: str, n_chunks: int, t0: float, t_first: float,
-                           t_end: float) -> tuple[Usage, Timings]:  # fmt: skip
+    def _usage_and_timings(
+        self,
+        usage: dict[str, Any],
+        timings: dict[str, Any],
+        request: GenerationRequest,
+        text: str,
+        n_chunks: int,
+        t0: float,
+        t_first: float,
+        t_end: float,
+    ) -> tuple[Usage, Timings]:
         estimated = not usage
         if usage:
             prompt = int(usage.get("prompt_tokens", 0))
@@ -414,12 +448,23 @@ def _parse_logprobs(raw: Any, is_chat: bool) -> list[TokenLogprob]:
     out: list[TokenLogprob] = []
     if is_chat:
         for e in raw.get("content") or []:
-            top = [(t["token"], float(t["logprob"]), list(t.get("bytes") or [])) for t in e.get("top_logprobs") or []]
+            top = [
+                (t["token"], float(t["logprob"]), list(t.get("bytes") or []))
+                for t in e.get("top_logprobs") or []
+            ]
             out.append(TokenLogprob(e["token"], float(e["logprob"]), list(e.get("bytes") or []), top))
         return out
     tops = raw.get("top_logprobs") or []
-    for i, (tok, lp) in enumerate(zip(raw.get("tokens") or [], raw.get("token_logprobs") or [], strict=False)):
+    for i, (tok, lp) in enumerate(
+        zip(raw.get("tokens") or [], raw.get("token_logprobs") or [], strict=False)
+    ):
         alts = tops[i] if i < len(tops) and isinstance(tops[i], dict) else {}
-        out.append(TokenLogprob(tok, float(lp or 0.0), list(tok.encode()), [(t, float(v), list(t.encode()))
-                                                                           for t, v in alts.items()]))  # fmt: skip
+        out.append(
+            TokenLogprob(
+                tok,
+                float(lp or 0.0),
+                list(tok.encode()),
+                [(t, float(v), list(t.encode())) for t, v in alts.items()],
+            )
+        )
     return out

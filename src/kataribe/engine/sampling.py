@@ -66,16 +66,15 @@ def build_sampler(
     try:
         if params.logit_bias:
             chain.add_logit_bias(n_vocab, params.logit_bias)
-        if (
-            params.repeat_penalty != 1.0
-            or params.presence_penalty != 0.0
-            or params.frequency_penalty != 0.0
-        ):
+        if params.repeat_penalty != 1.0 or params.presence_penalty != 0.0 or params.frequency_penalty != 0.0:
             last_n = llm.n_ctx() if params.repeat_last_n == -1 else params.repeat_last_n
             penalties = llama_cpp.llama_sampler_init_penalties(
-                n_vocab, last_n, params.repeat_penalty,
-                params.frequency_penalty, params.presence_penalty,
-            )  # fmt: skip
+                n_vocab,
+                last_n,
+                params.repeat_penalty,
+                params.frequency_penalty,
+                params.presence_penalty,
+            )
             for token in history[-last_n:] if last_n > 0 else ():
                 llama_cpp.llama_sampler_accept(penalties, token)
             llama_cpp.llama_sampler_chain_add(chain.sampler, penalties)

@@ -30,7 +30,9 @@ def kobold_router(serving: KoboldServing, *, protected: bool) -> APIRouter:
         router.add_api_route(f"{base}/model", serving.model, methods=["GET"])
         router.add_api_route(f"{base}/config/max_context_length", serving.max_context_length, methods=["GET"])
         router.add_api_route(f"{base}/config/max_length", serving.max_length, methods=["GET"])
-        router.add_api_route(f"{base}/info/version", lambda: {"result": KOBOLD_UNITED_VERSION}, methods=["GET"])
+        router.add_api_route(
+            f"{base}/info/version", lambda: {"result": KOBOLD_UNITED_VERSION}, methods=["GET"]
+        )
 
         @router.post(f"{base}/generate")
         async def generate(body: KoboldGenerateRequest, request: Request) -> dict[str, Any]:

@@ -162,10 +162,13 @@ class KoboldServing:
         events = await start_events(self.engine.generate(self._request(body)), request)
         return self._events(events, body)
 
-    async def _events(self, events: AsyncIterator[GenerationEvent],
-                      body: KoboldGenerateRequest) -> AsyncIterator[bytes]:  # fmt: skip
+    async def _events(
+        self, events: AsyncIterator[GenerationEvent], body: KoboldGenerateRequest
+    ) -> AsyncIterator[bytes]:
         def message(token: str, finish: str | None) -> bytes:
-            return sse_event("message", json.dumps({"token": token, "finish_reason": finish}, ensure_ascii=False))
+            return sse_event(
+                "message", json.dumps({"token": token, "finish_reason": finish}, ensure_ascii=False)
+            )
 
         async for event in events:
             if isinstance(event, TextDelta):

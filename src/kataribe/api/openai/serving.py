@@ -191,7 +191,9 @@ class OpenAIServing:
                 return self._chat_result(event, model, logprob_entries if body.logprobs else None)
         raise AssertionError("stream ended without a result")
 
-    def _chat_result(self, done: GenerationDone, model: str, lps: list[TokenLogprob] | None) -> dict[str, Any]:
+    def _chat_result(
+        self, done: GenerationDone, model: str, lps: list[TokenLogprob] | None
+    ) -> dict[str, Any]:
         raise_if_failed(done)
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
@@ -215,11 +217,18 @@ class OpenAIServing:
         events = await start_events(self.engine.generate(chat_request(body)), request)
         cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
-        def chunk(delta: dict[str, Any], finish: str | None = None, logprobs: Any = None,
-                  **extra: Any) -> dict[str, Any]:  # fmt: skip
+        def chunk(
+            delta: dict[str, Any], finish: str | None = None, logprobs: Any = None, **extra: Any
+        ) -> dict[str, Any]:
             choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
-            return {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-                    "choices": [choice], **extra}  # fmt: skip
+            return {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [choice],
+                **extra,
+            }
 
         async def chunks() -> AsyncIterator[bytes]:
             yield _sse(chunk({"role": "assistant", "content": ""}))
@@ -271,8 +280,14 @@ class OpenAIServing:
 
         def chunk(text: str, finish: str | None, logprobs: Any = None, **extra: Any) -> dict[str, Any]:
             choice = {"index": 0, "text": text, "logprobs": logprobs, "finish_reason": finish}
-            return {"id": cid, "object": "text_completion", "created": created, "model": model,
-                    "choices": [choice], **extra}  # fmt: skip
+            return {
+                "id": cid,
+                "object": "text_completion",
+                "created": created,
+                "model": model,
+                "choices": [choice],
+                **extra,
+            }
 
         async def chunks() -> AsyncIterator[bytes]:
             offset = 0
@@ -294,16 +309,36 @@ def _sse(payload: dict[str, Any]) -> bytes:
     return sse_data(json.dumps(payload, ensure_ascii=False))
 
 
-def _closing(done: GenerationDone, final: dict[str, Any], cid: str, created: int, model: str, obj: str,
-             body: SamplingFields) -> list[bytes]:  # fmt: skip
+def _closing(
+    done: GenerationDone,
+    final: dict[str, Any],
+    cid: str,
+    created: int,
+    model: str,
+    obj: str,
+    body: SamplingFields,
+) -> list[bytes]:
     """The end of an OpenAI stream: the finish chunk (or an error), usage if asked, then [DONE]."""
     if done.finish_reason == "error":
-        parts = [sse_data(json.dumps({"error": {"message": f"Generation failed: {done.error}",
-                                                "type": "server_error"}}))]  # fmt: skip
+        parts = [
+            sse_data(
+                json.dumps({"error": {"message": f"Generation failed: {done.error}", "type": "server_error"}})
+            )
+        ]
     else:
         parts = [_sse(final)]
     if body.stream_options and body.stream_options.include_usage:
-        parts.append(_sse({"id": cid, "object": obj, "created": created, "model": model, "choices": [],
-                           "usage": done.usage.as_openai()}))  # fmt: skip
+        parts.append(
+            _sse(
+                {
+                    "id": cid,
+                    "object": obj,
+                    "created": created,
+                    "model": model,
+                    "choices": [],
+                    "usage": done.usage.as_openai(),
+                }
+            )
+        )
     parts.append(sse_data("[DONE]"))
     return parts
