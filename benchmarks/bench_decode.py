@@ -14,9 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import THREADS, kataribe_server, save, stream_chat  # noqa: E402
-
-from kataribe.engine.default_model import default_model_path  # noqa: E402
+from common import THREADS, kataribe_server, save, stream_chat
+from kataribe.engine.default_model import default_model_path
 
 N_TOKENS = 200
 ROUNDS = 5
@@ -35,8 +34,9 @@ def raw_decode_rate(llm: object, eos: int) -> float:
 
 
 def kataribe_decode_rate(url: str, eos: int) -> tuple[float, int]:
-    st = stream_chat(url, {"messages": MESSAGES, "max_tokens": N_TOKENS, "temperature": 0,
-                           "logit_bias": {str(eos): -100}})  # fmt: skip
+    st = stream_chat(
+        url, {"messages": MESSAGES, "max_tokens": N_TOKENS, "temperature": 0, "logit_bias": {str(eos): -100}}
+    )
     n = int(st.usage["completion_tokens"])
     # chunks can hold more than one token when a character spans tokens; count real tokens
     return (n - 1) / (st.t_last - st.t_first), n

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import kataribe_server, save, stream_chat  # noqa: E402
+from common import kataribe_server, save, stream_chat
 
 TURNS = 5
 
@@ -33,8 +33,16 @@ def main() -> None:
                 prompt = st.usage["prompt_tokens"]
                 evaluated = st.timings["prompt_n"]
                 new = prompt - seen[tag] if seen[tag] else prompt
-                rows.append({"turn": turn, "conversation": tag, "prompt_tokens": prompt, "new_tokens": new,
-                             "evaluated": evaluated, "reused": st.timings["cache_n"]})  # fmt: skip
+                rows.append(
+                    {
+                        "turn": turn,
+                        "conversation": tag,
+                        "prompt_tokens": prompt,
+                        "new_tokens": new,
+                        "evaluated": evaluated,
+                        "reused": st.timings["cache_n"],
+                    }
+                )
                 seen[tag] = prompt + st.usage["completion_tokens"]
     later = [r for r in rows if r["turn"] > 0]
     save(

@@ -1,7 +1,7 @@
 """Time to first token of a follow-up turn sharing a long prefix ÷ a cold prompt of the same length.
 
-A ~1,700-token chat (system prompt and 30 exchanges) is sent once (that turn is "cold"); the next turn adds a short user
-message to it. A cold prompt of the same length but different text is timed too, on the same
+A ~1,700-token chat (a system prompt and 30 exchanges) is sent once; the next turn adds a
+short user message to it. A cold prompt of the same length but different text is timed too, on the same
 server. Goal: the follow-up's first token arrives at least 10x sooner.
 """
 
@@ -13,16 +13,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import kataribe_server, save, stream_chat  # noqa: E402
+from common import kataribe_server, save, stream_chat
 
 ROUNDS = 3
 
 
 def history(tag: str) -> list[dict[str, str]]:
-    msgs = [{"role": "system", "content": f"You are the narrator of story {tag}. " + "The sea was calm. " * 40}]
+    msgs = [
+        {"role": "system", "content": f"You are the narrator of story {tag}. " + "The sea was calm. " * 40}
+    ]
     for i in range(30):
         msgs.append({"role": "user", "content": f"[{tag}] Chapter {i}: the keeper climbs the stairs again."})
-        msgs.append({"role": "assistant", "content": f"[{tag}] The lamp is lit for night {i}; waves crash below."})
+        msgs.append(
+            {"role": "assistant", "content": f"[{tag}] The lamp is lit for night {i}; waves crash below."}
+        )
     return msgs
 
 
@@ -32,13 +36,19 @@ def main() -> None:
         for r in range(ROUNDS):
             base = history(f"warm-{r}")
             first = stream_chat(url, {"messages": base, "max_tokens": 8, "temperature": 0})
-            follow = [*base, {"role": "assistant", "content": first.text},
-                      {"role": "user", "content": "What happens next?"}]  # fmt: skip
+            follow = [
+                *base,
+                {"role": "assistant", "content": first.text},
+                {"role": "user", "content": "What happens next?"},
+            ]
             warm = stream_chat(url, {"messages": follow, "max_tokens": 8, "temperature": 0})
             # a cold prompt of the same length: the same shape with different text from the start
             cold_msgs = history(f"cold-{r}")
-            cold_msgs = [*cold_msgs, {"role": "assistant", "content": first.text},
-                         {"role": "user", "content": "What happens next?"}]  # fmt: skip
+            cold_msgs = [
+                *cold_msgs,
+                {"role": "assistant", "content": first.text},
+                {"role": "user", "content": "What happens next?"},
+            ]
             cold = stream_chat(url, {"messages": cold_msgs, "max_tokens": 8, "temperature": 0})
             cold_s.append(cold.ttft_s)
             warm_s.append(warm.ttft_s)

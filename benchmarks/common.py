@@ -58,8 +58,19 @@ def kataribe_server(*extra: str, n_ctx: int = 8192) -> Iterator[str]:
     kataribe = Path(sys.executable).parent / "kataribe"
     with tempfile.TemporaryDirectory() as data:
         env = {**os.environ, "KATARIBE_DATA_DIR": data}
-        args = [str(kataribe), "serve", "--port", str(port), "--threads", str(THREADS), "--ctx-size", str(n_ctx)]
-        proc = subprocess.Popen([*args, *extra], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        args = [
+            str(kataribe),
+            "serve",
+            "--port",
+            str(port),
+            "--threads",
+            str(THREADS),
+            "--ctx-size",
+            str(n_ctx),
+        ]
+        proc = subprocess.Popen(
+            [*args, *extra], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 60
