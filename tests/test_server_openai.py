@@ -206,3 +206,17 @@ def test_concurrent_clients_each_get_their_whole_stream(client: OpenAI) -> None:
     for text, n, finish in results.values():
         # nobody was cut off: each stream ran to its own end with its whole text
         assert text and finish == "length" and n == 20
+
+
+def test_disconnect_during_prompt_processing_cancels_before_the_first_token(server: LiveServer) -> None:
+    long_prompt = " ".join(f"word{i}" for i in range(900))  # ~3,600 tokens: several seconds to evaluate
+    body = {"prompt": long_prompt, "max_tokens": 50, "stream": True}
+    with pytest.raises(httpx.ReadTimeout):
+        # the first byte only comes after the prompt is processed; give up well before that
+        httpx.post(server.url + "/v1/completions", json=body, timeout=httpx.Timeout(30, read=0.5))
+    t0 = time.monotonic()
+    while httpx.get(server.url + "/health").json()["queue"] and time.monotonic() - t0 < 10:
+        time.sleep(0.05)
+    assert time.monotonic() - t0 < 2.0  # cancelled mid-prompt, not after the whole evaluation
+    r = httpx.post(server.url + "/v1/completions", json={"prompt": "Hi", "max_tokens": 2}, timeout=30)
+    assert r.status_code == 200

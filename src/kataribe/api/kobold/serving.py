@@ -12,6 +12,7 @@ from starlette.requests import Request
 
 from kataribe import __version__
 from kataribe.api.kobold.schemas import DEFAULT_MAX_LENGTH, KoboldGenerateRequest
+from kataribe.api.logit_bias import parse_logit_bias
 from kataribe.api.streaming import follow, raise_if_failed, sse_event, start_events
 from kataribe.engine.base import (
     Engine,
@@ -21,7 +22,6 @@ from kataribe.engine.base import (
     SamplingParams,
     TextDelta,
 )
-from kataribe.errors import InvalidRequest
 
 KOBOLDCPP_VERSION = "1.102"
 """The KoboldCpp release whose API we follow; clients enable features by this number."""
@@ -102,12 +102,6 @@ class KoboldServing:
 
     # -- generation --
     def _request(self, body: KoboldGenerateRequest) -> GenerationRequest:
-        bias: dict[int, float] = {}
-        for key, value in body.logit_bias.items():
-            try:
-                bias[int(key)] = max(-100.0, min(100.0, float(value)))
-            except ValueError:
-                raise InvalidRequest("logit_bias keys must be token ids.", param="logit_bias") from None
         return GenerationRequest(
             prompt=body.memory + body.prompt,
             max_tokens=body.max_length,
@@ -121,7 +115,7 @@ class KoboldServing:
                 repeat_last_n=body.rep_pen_range,
                 presence_penalty=body.presence_penalty,
                 seed=None if body.sampler_seed < 0 else body.sampler_seed,
-                logit_bias=bias,
+                logit_bias=parse_logit_bias(body.logit_bias),
             ),
             stop=[s for s in body.stop_sequence if s],
             grammar=body.grammar or None,

@@ -10,6 +10,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from kataribe.api.logit_bias import parse_logit_bias
 from kataribe.api.openai.schemas import ChatCompletionRequest, CompletionRequest, SamplingFields
 from kataribe.api.streaming import follow, raise_if_failed, sse_data, start_events
 from kataribe.engine.base import (
@@ -36,15 +37,7 @@ def check_model(engine: Engine, requested: str | None) -> str:
 
 def sampling_from(body: SamplingFields) -> SamplingParams:
     base = SamplingParams()
-    bias: dict[int, float] = {}
-    for key, value in (body.logit_bias or {}).items():
-        try:
-            bias[int(key)] = max(-100.0, min(100.0, float(value)))
-        except ValueError:
-            raise InvalidRequest(
-                f"logit_bias keys must be token ids (integers as strings); got '{key}'.",
-                param="logit_bias",
-            ) from None
+    bias = parse_logit_bias(body.logit_bias)
     repeat = body.repeat_penalty if body.repeat_penalty is not None else body.repetition_penalty
 
     def pick(value: Any, default: Any) -> Any:
