@@ -1,0 +1,1 @@
+"""Pure bytes<->objects converters for other programs' files: cards, lorebooks, chats."""

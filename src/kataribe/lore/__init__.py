@@ -1,0 +1,1 @@
+"""World Info (lorebook) model and activation engine, with SillyTavern semantics."""

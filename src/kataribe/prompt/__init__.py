@@ -1,0 +1,1 @@
+"""Prompt building: macros and the section assembler shared by chat, story and adventure modes."""

@@ -1,0 +1,1 @@
+"""Application services: characters, personas, lorebooks, chats and groups over store + engine."""
