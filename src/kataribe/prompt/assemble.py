@@ -220,10 +220,10 @@ def assemble_prompt(
     if post:
         report.append(SectionReport(Section.POST_HISTORY.value, fixed_costs[Section.POST_HISTORY], post))
     total = sum(r.tokens for r in report) + overhead
-    text = render_instruct(messages, instruct) if instruct is not None else None
+    rendered = render_instruct(messages, instruct) if instruct is not None else None
     return AssembledPrompt(
         messages=messages,
-        text=text,
+        text=rendered,
         report=report,
         total_tokens=total,
         budget_tokens=budget.max_context - budget.reply_reserve,
