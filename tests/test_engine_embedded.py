@@ -247,3 +247,17 @@ def test_japanese_generation_is_valid_text(engine: EmbeddedEngine) -> None:
     deltas, done = run(engine, req)
     assert "".join(deltas) == done.text
     assert any("\u3040" <= ch <= "\u9fff" for ch in done.text)
+
+
+def test_continue_last_assistant_message(engine: EmbeddedEngine) -> None:
+    msgs = [
+        ChatMessage("user", "Count from one to ten in words."),
+        ChatMessage("assistant", "One, two, three,"),
+    ]
+    req = GenerationRequest(messages=msgs, max_tokens=8, sampling=GREEDY, continue_last=True)
+    rendered = engine._render_continuation(msgs)
+    assert rendered.endswith("One, two, three,")
+    _d, done = run(engine, req)
+    assert done.text and "four" in done.text.lower()
+    with pytest.raises(InvalidRequest):
+        engine.generate(GenerationRequest(messages=msgs[:1], continue_last=True))

@@ -53,6 +53,8 @@ class GenerationRequest:
     logprobs: int | None = None
     """Return log-probabilities with this many top alternatives per token (0 = only the chosen)."""
     add_generation_prompt: bool = True
+    continue_last: bool = False
+    """Chat only: the last message is an unfinished assistant message for the model to go on with."""
     truncate_prompt: bool = False
     """Drop the oldest prompt tokens instead of failing when the prompt is too long (KoboldCpp)."""
     max_context: int | None = None

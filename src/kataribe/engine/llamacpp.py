@@ -249,7 +249,9 @@ class EmbeddedEngine:
         }
 
     def _prompt_tokens(self, request: GenerationRequest) -> list[int]:
-        if request.messages is not None:
+        if request.messages is not None and request.continue_last:
+            text = self._render_continuation(request.messages)
+        elif request.messages is not None:
             text = self.render_chat(request.messages, request.add_generation_prompt)
         elif request.prompt is not None:
             text = request.prompt
@@ -261,6 +263,19 @@ class EmbeddedEngine:
         if not tokens:
             tokens = [self._bos if self._bos >= 0 else self._llm.token_eos()]
         return tokens
+
+    def _render_continuation(self, messages: Sequence[ChatMessage]) -> str:
+        """The template's text up to the end of the last (assistant) message, left open."""
+        last = messages[-1] if messages else None
+        if last is None or last.role != "assistant":
+            raise InvalidRequest("Only an assistant message can be continued.", param="messages")
+        if not last.content:
+            return self.render_chat(messages[:-1], True)
+        text = self.render_chat(messages, False)
+        cut = text.rfind(last.content)
+        if cut == -1:  # the template changed the text (trimmed it, say): write it after the prompt
+            return self.render_chat(messages[:-1], True) + last.content
+        return text[: cut + len(last.content)]
 
     def _truncate_front(self, tokens: list[int], keep: int) -> list[int]:
         head = [tokens[0]] if self.add_bos and tokens and tokens[0] == self._bos else []

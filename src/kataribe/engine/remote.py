@@ -270,6 +270,10 @@ class RemoteEngine:
             if request.logprobs is not None:
                 body["logprobs"] = True
                 body["top_logprobs"] = request.logprobs
+            if request.continue_last:
+                # vLLM needs these; llama-server continues a trailing assistant message by itself
+                body["continue_final_message"] = True
+                body["add_generation_prompt"] = False
             return f"{self.api_base}/chat/completions", body
         body["prompt"] = request.prompt
         if request.logprobs is not None:
