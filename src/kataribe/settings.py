@@ -37,6 +37,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default_factory=default_data_dir)
 
+    database_url: str | None = None
+    """SQLAlchemy URL of the library database; an SQLite file in the data dir when unset."""
+
     # server
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT

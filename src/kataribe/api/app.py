@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -13,9 +15,13 @@ from kataribe.api.kobold.router import kobold_router
 from kataribe.api.kobold.serving import KoboldServing
 from kataribe.api.openai.router import openai_router
 from kataribe.api.openai.serving import OpenAIServing
+from kataribe.api.roleplay.chats import chats_router
+from kataribe.api.roleplay.library import library_router
+from kataribe.api.roleplay.services import RoleplayServices
 from kataribe.api.security import AccessGuard, JsonByDefault, allowed_host_names
 from kataribe.engine.base import Engine
 from kataribe.errors import ConfigError
+from kataribe.services.context import RoleplayContext
 from kataribe.settings import Settings
 
 
@@ -30,7 +36,15 @@ def check_exposure(settings: Settings) -> None:
 
 def create_app(settings: Settings, engine: Engine) -> FastAPI:
     check_exposure(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        roleplay.groups.stop_all()
+        roleplay.ctx.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Kataribe",
         version=__version__,
         description="Local LLM server: OpenAI- and KoboldCpp-compatible APIs.",
@@ -62,6 +76,10 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
             "docs": "/docs",
         }
 
+    roleplay = RoleplayServices.build(RoleplayContext.open(settings.data_dir, engine, settings.database_url))
+    app.state.roleplay = roleplay
+    app.include_router(library_router(roleplay))
+    app.include_router(chats_router(roleplay))
     app.include_router(openai_router(OpenAIServing(engine)))
     app.include_router(kobold_router(KoboldServing(engine), protected=bool(settings.api_key)))
 

@@ -1,0 +1,223 @@
+"""Gathers a chat's stored pieces (cards, persona, lore, note, history) into a prompt for one turn."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kataribe.formats.cards import CharacterCard
+from kataribe.lore.model import Lorebook as LoreBook
+from kataribe.lore.model import WorldInfoSettings
+from kataribe.lore.timed import LoreTimedState
+from kataribe.prompt.assemble import Budget, HistoryItem
+from kataribe.prompt.chat import (
+    AuthorNote,
+    CharacterSheet,
+    ChatPrompt,
+    ChatPromptSettings,
+    ChatTurnInput,
+    PersonaSheet,
+    build_chat_prompt,
+)
+from kataribe.prompt.macros import MacroVariables
+from kataribe.services.characters import card_of
+from kataribe.services.context import RoleplayContext
+from kataribe.services.lorebooks import book_from_card, book_of
+from kataribe.store.chats import ChatRepository
+from kataribe.store.models import (
+    Character,
+    CharacterPersona,
+    Chat,
+    GlobalVariable,
+    Group,
+    Lorebook,
+    Message,
+    Persona,
+    character_lorebooks,
+    chat_lorebooks,
+)
+
+DEFAULT_REPLY_TOKENS = 300
+
+
+@dataclass
+class TurnPlan:
+    """One turn's prompt and what the turn needs to record afterwards."""
+
+    prompt: ChatPrompt
+    speaker_id: int
+    speaker_name: str
+    user_name: str
+    variables: MacroVariables
+    max_tokens: int
+
+
+def sheet_of(card: CharacterCard) -> CharacterSheet:
+    depth_prompt = card.extensions.get("depth_prompt")
+    note = depth_prompt if isinstance(depth_prompt, dict) else {}
+    return CharacterSheet(
+        name=card.name,
+        description=card.description,
+        personality=card.personality,
+        scenario=card.scenario,
+        mes_example=card.mes_example,
+        system_prompt=card.system_prompt,
+        post_history_instructions=card.post_history_instructions,
+        depth_prompt=str(note.get("prompt") or ""),
+        depth_prompt_depth=int(note.get("depth") or 4) if str(note.get("depth", "4")).isdigit() else 4,
+        depth_prompt_role=str(note.get("role") or "system"),
+    )
+
+
+def chat_persona(session: Session, chat: Chat) -> Persona | None:
+    """The chat's locked persona, else the character's locked one, else the default persona."""
+    if chat.persona_id is not None:
+        return session.get(Persona, chat.persona_id)
+    if chat.character_id is not None:
+        lock = session.get(CharacterPersona, chat.character_id)
+        if lock is not None:
+            return session.get(Persona, lock.persona_id)
+    return session.scalars(select(Persona).where(Persona.is_default.is_(True))).first()
+
+
+def history_of(path: list[Message]) -> list[HistoryItem]:
+    return [HistoryItem(m.role, m.content, m.name or None, m.id) for m in path if not m.hidden]
+
+
+def books_for(
+    session: Session, chat: Chat, speakers: list[Character], persona: Persona | None
+) -> list[LoreBook]:
+    """Global books, the characters' own (embedded and linked), the persona's and the chat's."""
+    rows: list[Lorebook] = list(session.scalars(select(Lorebook).where(Lorebook.is_global.is_(True))))
+    ids = [c.id for c in speakers]
+    if ids:
+        rows += session.scalars(
+            select(Lorebook).join(character_lorebooks).where(character_lorebooks.c.character_id.in_(ids))
+        )
+    if persona is not None and persona.lorebook_id is not None:
+        book = session.get(Lorebook, persona.lorebook_id)
+        if book is not None:
+            rows.append(book)
+    rows += session.scalars(select(Lorebook).join(chat_lorebooks).where(chat_lorebooks.c.chat_id == chat.id))
+    seen: set[int] = set()
+    books: list[LoreBook] = []
+    for c in speakers:
+        embedded = book_from_card(card_of(c))
+        if embedded is not None:
+            books.append(embedded)
+    for row in rows:
+        if row.id not in seen:
+            seen.add(row.id)
+            books.append(book_of(row))
+    return books
+
+
+def prompt_settings(chat: Chat) -> tuple[ChatPromptSettings, int]:
+    raw: dict[str, Any] = dict(chat.settings.get("prompt") or {})
+    settings = ChatPromptSettings()
+    for key in ("main_prompt", "post_history", "impersonate_prompt"):
+        if isinstance(raw.get(key), str):
+            setattr(settings, key, raw[key])
+    if isinstance(raw.get("cache_friendly_lore"), bool):
+        settings.cache_friendly_lore = raw["cache_friendly_lore"]
+    if isinstance(raw.get("world_info"), dict):
+        settings.lore = WorldInfoSettings.from_dict(raw["world_info"])
+    max_tokens = chat.settings.get("max_tokens")
+    reply = max_tokens if isinstance(max_tokens, int) and 1 <= max_tokens <= 8192 else DEFAULT_REPLY_TOKENS
+    return settings, reply
+
+
+@lru_cache(maxsize=4096)
+def _cached_count(engine_id: int, text: str, counter: Any) -> int:
+    return int(counter(text))
+
+
+def plan_turn(
+    ctx: RoleplayContext,
+    session: Session,
+    chat: Chat,
+    *,
+    upto: Message | None = None,
+    speaker_id: int | None = None,
+    impersonate: bool = False,
+    rng: random.Random | None = None,
+) -> TurnPlan:
+    """The prompt for the next message of ``chat`` (or for a new reply under ``upto``)."""
+    repo = ChatRepository(session)
+    path = repo.active_path(chat.id)
+    if upto is not None:
+        cut = next((i for i, m in enumerate(path) if m.id == upto.id), None)
+        path = path[: cut + 1] if cut is not None else path
+    group = session.get(Group, chat.group_id) if chat.group_id is not None else None
+    members = [session.get(Character, m.character_id) for m in group.members] if group else []
+    cast = [c for c in members if c is not None]
+    if group is None:
+        character = session.get(Character, chat.character_id) if chat.character_id is not None else None
+        if character is None:
+            from kataribe.errors import InvalidRequest
+
+            raise InvalidRequest("This chat has no character to speak; it was deleted.", param="chat_id")
+        speaker = character
+        cast = [character]
+    else:
+        chosen = session.get(Character, speaker_id) if speaker_id is not None else None
+        speaker = chosen if chosen is not None and chosen in cast else (cast[0] if cast else None)  # type: ignore[assignment]
+        if speaker is None:
+            from kataribe.errors import InvalidRequest
+
+            raise InvalidRequest("This group has no members to speak.", param="chat_id")
+    persona = chat_persona(session, chat)
+    user_name = persona.name if persona else "User"
+    sheets = {c.id: sheet_of(card_of(c)) for c in cast}
+    join = group is not None and group.generation_mode == "join"
+    settings, reply_tokens = prompt_settings(chat)
+    variables = MacroVariables(
+        local={k: str(v) for k, v in chat.variables.items()},
+        global_={g.name: g.value for g in session.scalars(select(GlobalVariable))},
+    )
+    last_user = next((m.created_at for m in reversed(path) if m.role == "user"), None)
+    turn = ChatTurnInput(
+        speaker=sheets[speaker.id],
+        user_name=user_name,
+        history=history_of(path),
+        chat_id=str(chat.id),
+        characters=[sheets[c.id] for c in cast] if join else [],
+        persona=PersonaSheet(persona.name, persona.description, persona.position, persona.depth, persona.role)
+        if persona
+        else None,
+        books=books_for(session, chat, cast if join else [speaker], persona),
+        lore_state=LoreTimedState.from_dict(chat.lore_state) if chat.lore_state else LoreTimedState(),
+        author_note=AuthorNote(
+            chat.author_note, chat.author_note_depth, chat.author_note_frequency, chat.author_note_role
+        )
+        if chat.author_note.strip()
+        else None,
+        variables=variables,
+        scenario_override=group.scenario_override if group and group.scenario_override else None,
+        now=datetime.now(UTC),
+        last_user_time=last_user,
+        group_names=[c.name for c in cast] if group else [],
+        impersonate=impersonate,
+    )
+    caps = ctx.engine.capabilities()
+    prompt = build_chat_prompt(
+        turn,
+        settings,
+        Budget(max_context=caps.n_ctx, reply_reserve=reply_tokens),
+        lambda text: _cached_count(id(ctx.engine), text, ctx.count_tokens),
+        rng=rng or random.Random(),
+    )
+    return TurnPlan(
+        prompt=prompt,
+        speaker_id=speaker.id,
+        speaker_name=speaker.name,
+        user_name=user_name,
+        variables=variables,
+        max_tokens=reply_tokens,
+    )

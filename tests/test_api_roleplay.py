@@ -1,0 +1,184 @@
+"""The role-play REST API end to end on the real model: cards, personas, lore, chats, groups."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import LiveServer
+
+
+def sse(resp: httpx.Response) -> list[tuple[str, dict[str, Any]]]:
+    events: list[tuple[str, dict[str, Any]]] = []
+    kind = ""
+    for line in resp.iter_lines():
+        if line.startswith("event:"):
+            kind = line[6:].strip()
+        elif line.startswith("data:"):
+            events.append((kind, json.loads(line[5:])))
+    return events
+
+
+def post_sse(
+    client: httpx.Client, path: str, body: dict[str, Any] | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    with client.stream("POST", path, json=body or {}) as r:
+        assert r.status_code == 200, r.read()
+        return sse(r)
+
+
+@pytest.fixture(scope="module")
+def api(server: LiveServer) -> httpx.Client:
+    return httpx.Client(base_url=server.url + "/api", timeout=120)
+
+
+@pytest.fixture(scope="module")
+def seraphina(api: httpx.Client, fixtures_dir: Path) -> dict[str, Any]:
+    png = (fixtures_dir / "sillytavern" / "Seraphina.png").read_bytes()
+    r = api.post("/characters/import", files={"file": ("Seraphina.png", png, "image/png")})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def test_import_shows_in_the_library_and_exports_back(api: httpx.Client, seraphina: dict[str, Any]) -> None:
+    assert seraphina["name"] == "Seraphina" and seraphina["avatar"]
+    assert any(c["id"] == seraphina["id"] for c in api.get("/characters", params={"q": "sera"}).json())
+    exported = api.get(f"/characters/{seraphina['id']}/export", params={"format": "png"})
+    assert exported.headers["content-type"] == "image/png"
+    again = api.post(
+        "/characters/import", files={"file": ("again.png", exported.content, "image/png")}
+    ).json()
+    assert again["card"]["data"] == seraphina["card"]["data"]
+    avatar = api.get(f"/assets/{seraphina['avatar']}")
+    assert avatar.status_code == 200 and avatar.content[:4] == b"\x89PNG"
+    assert "sandbox" in avatar.headers["content-security-policy"]
+
+
+def test_bad_card_is_a_4xx_that_names_the_problem(api: httpx.Client) -> None:
+    before = len(api.get("/characters").json())
+    r = api.post("/characters/import", files={"file": ("x.png", b"\x89PNG\r\n\x1a\nnot really", "image/png")})
+    assert 400 <= r.status_code < 500 and r.json()["error"]["message"]
+    assert len(api.get("/characters").json()) == before
+
+
+def test_chat_send_stream_swipe_edit_branch(api: httpx.Client, seraphina: dict[str, Any]) -> None:
+    persona = api.post(
+        "/personas", json={"name": "Kai", "description": "{{user}} is a lost traveller.", "is_default": True}
+    ).json()
+    chat = api.post("/chats", json={"character_id": seraphina["id"]}).json()
+    cid = chat["id"]
+    view = api.get(f"/chats/{cid}").json()
+    greeting = view["messages"][0]
+    assert greeting["role"] == "assistant" and greeting["swipe_count"] >= 1
+    assert "{{user}}" not in greeting["content"]
+    api.patch(
+        f"/chats/{cid}",
+        json={
+            "settings": {"max_tokens": 12, "sampler": {"temperature": 0.7, "seed": 1}},
+            "author_note": {"text": "[Keep it short]", "depth": 2},
+        },
+    )
+
+    events = post_sse(api, f"/chats/{cid}/messages", {"text": "Where am I?"})
+    kinds = [k for k, _ in events]
+    assert kinds[0] == "user_message" and "token" in kinds and kinds[-2:] == ["message", "done"]
+    reply = events[-2][1]
+    assert reply["content"] == "".join(d["text"] for k, d in events if k == "token").strip()
+    assert reply["meta"]["usage"]["completion_tokens"] > 0 and reply["meta"]["timings"]["predicted_n"] > 0
+
+    # regenerate: a second swipe on the same message
+    swiped = post_sse(api, f"/messages/{reply['id']}/regenerate")[-2][1]
+    assert swiped["id"] == reply["id"] and swiped["swipe_count"] == 2 and swiped["swipe_index"] == 1
+    back = api.patch(f"/messages/{reply['id']}", json={"swipe_index": 0}).json()
+    assert back["content"] == reply["content"]
+
+    # edit and hide
+    assert (
+        api.patch(f"/messages/{reply['id']}", json={"content": "Edited reply."}).json()["content"]
+        == "Edited reply."
+    )
+    assert api.patch(f"/messages/{reply['id']}", json={"hidden": True}).json()["hidden"] is True
+    prompt = api.get(f"/chats/{cid}/prompt").json()
+    assert all("Edited reply." not in m["content"] for m in prompt["messages"])
+    api.patch(f"/messages/{reply['id']}", json={"hidden": False})
+
+    # continue makes the message longer in place
+    longer = post_sse(api, f"/messages/{reply['id']}/continue")[-2][1]
+    assert longer["content"].startswith("Edited reply.") and len(longer["content"]) > len("Edited reply.")
+
+    # branch from the greeting: a new user message starts a second branch
+    api.post(f"/chats/{cid}/branch", json={"message_id": greeting["id"]})
+    api.post(f"/chats/{cid}/messages", json={"text": "A different path.", "generate": False})
+    tree = api.get(f"/chats/{cid}/tree").json()
+    assert len(tree["leaves"]) == 2
+    path = [m["content"] for m in api.get(f"/chats/{cid}").json()["messages"]]
+    assert path[-1] == "A different path." and "Where am I?" not in path
+    api.post(f"/chats/{cid}/branch", json={"message_id": reply["id"]})
+    assert api.get(f"/chats/{cid}").json()["messages"][-1]["id"] == reply["id"]
+    cp = api.post(f"/chats/{cid}/checkpoints", json={"name": "before the storm"}).json()
+    assert cp["message_id"] == reply["id"]
+
+    # impersonation is returned, not stored
+    imp = post_sse(api, f"/chats/{cid}/impersonate")[-2][1]
+    assert imp["stored"] is False and imp["role"] == "user"
+    assert api.get(f"/chats/{cid}").json()["messages"][-1]["id"] == reply["id"]
+    assert persona["is_default"]
+
+
+def test_dry_run_reports_sections_and_lore(
+    api: httpx.Client, seraphina: dict[str, Any], fixtures_dir: Path
+) -> None:
+    eldoria = (fixtures_dir / "sillytavern" / "Eldoria.json").read_bytes()
+    book = api.post("/lorebooks/import", files={"file": ("Eldoria.json", eldoria, "application/json")}).json()
+    assert book["entry_count"] > 0
+    chat = api.post("/chats", json={"character_id": seraphina["id"]}).json()
+    api.post(f"/lorebooks/{book['id']}/links", json={"chat_id": chat["id"]})
+    entries = api.get(f"/lorebooks/{book['id']}").json()["data"]["entries"]
+    key = next(e["keys"][0] for e in entries if e.get("keys") and not e.get("constant"))
+    api.post(f"/chats/{chat['id']}/messages", json={"text": f"Tell me about {key}.", "generate": False})
+    dry = api.get(f"/chats/{chat['id']}/prompt").json()
+    assert dry["sections"][0]["section"] == "main" and all(s["tokens"] >= 0 for s in dry["sections"])
+    assert dry["total_tokens"] <= dry["budget_tokens"]
+    assert any(key.lower() in e["reason"].lower() for e in dry["lore"]), dry["lore"]
+    tested = api.post(f"/lorebooks/{book['id']}/test", json={"text": f"what about {key}?"}).json()
+    assert tested["activated"]
+
+
+def test_search_finds_messages(api: httpx.Client, seraphina: dict[str, Any]) -> None:
+    chat = api.post("/chats", json={"character_id": seraphina["id"]}).json()
+    api.post(f"/chats/{chat['id']}/messages", json={"text": "魔法の森で迷子になった", "generate": False})
+    hits = api.get("/search", params={"q": "魔法の森"}).json()
+    assert any(h["chat_id"] == chat["id"] for h in hits)
+
+
+def test_group_chat_turn(api: httpx.Client, seraphina: dict[str, Any]) -> None:
+    bob = api.post(
+        "/characters",
+        json={"name": "Bob", "description": "A cheerful smith.", "first_mes": "Hello there, I'm Bob."},
+    ).json()
+    group = api.post(
+        "/groups",
+        json={"name": "Forest party", "members": [seraphina["id"], bob["id"]], "activation_strategy": "list"},
+    ).json()
+    chat = api.post(f"/groups/{group['id']}/chats").json()
+    opening = api.get(f"/chats/{chat['id']}").json()["messages"]
+    assert {m["character_id"] for m in opening} == {seraphina["id"], bob["id"]}
+    api.patch(f"/chats/{chat['id']}", json={"settings": {"max_tokens": 8}})
+    api.post(f"/chats/{chat['id']}/messages", json={"text": "Hi both!", "generate": False})
+    events = post_sse(api, f"/chats/{chat['id']}/group/next")
+    speakers = [d["character_id"] for k, d in events if k == "speaker"]
+    stored = [d for k, d in events if k == "message"]
+    assert speakers == [seraphina["id"], bob["id"]]
+    assert [m["character_id"] for m in stored] == speakers
+    forced = post_sse(api, f"/chats/{chat['id']}/group/next", {"character_id": bob["id"]})
+    assert [d["character_id"] for k, d in forced if k == "speaker"] == [bob["id"]]
+
+
+def test_missing_things_are_404(api: httpx.Client) -> None:
+    assert api.get("/characters/999999").status_code == 404
+    assert api.post("/chats", json={"character_id": 999999}).status_code == 404
+    assert api.patch("/messages/999999", json={"content": "x"}).status_code == 404
