@@ -35,6 +35,7 @@ BOOK = Lorebook(
         LoreEntry(uid=1, keys=["castle"], content="The castle of {{char}} is old.", order=10),
         LoreEntry(uid=2, keys=[], content="Magic is rare.", constant=True, order=5),
         LoreEntry(uid=3, keys=["moon"], content="The moon is red.", position=Position.AT_DEPTH, depth=1),
+        LoreEntry(uid=4, keys=["dragon"], content="A dragon sleeps below.", order=20),
     ],
 )
 
@@ -65,9 +66,12 @@ def test_constant_lore_stays_in_the_story_string_and_keyed_lore_goes_near_the_en
     assert "The castle" not in system  # keyed: moved near the end (cache-friendly layout)
     contents = [m.content for m in out.prompt.messages]
     assert "The castle of Seraphina is old." in contents
-    assert contents.index("The moon is red.") == len(contents) - 2  # depth 1: before the newest message
+    newest = contents.index("Tell me about the castle and the moon")
+    assert contents.index("The moon is red.") == newest - 1  # at depth 1: before the newest message
+    assert contents[-1] == "The castle of Seraphina is old."  # the keyed block: after it, anchored there
     where = {e.entry.uid: w for e, w in out.placements}
-    assert where == {2: "lore_before", 1: "depth 4", 3: "depth 1"}
+    assert where == {2: "lore_before", 1: "volatile block", 3: "depth 1"}
+    assert out.lore_anchor is not None
     exact = build(
         turn([HistoryItem("user", "the castle", "Kai")]), ChatPromptSettings(cache_friendly_lore=False)
     )
@@ -107,3 +111,26 @@ def test_impersonation_adds_the_instruction_last() -> None:
 def test_split_examples() -> None:
     assert split_examples("<START>\na\n<start>\nb\n") == ["<START>\na", "<START>\nb"]
     assert split_examples("") == []
+
+
+def test_unchanged_lore_block_stays_where_it_was_put() -> None:
+    hist = [HistoryItem("user", "the castle", "Kai", 1)]
+    first = build(turn(hist))
+    assert first.lore_anchor is not None and first.lore_anchor.after_message_id == 1
+    hist += [
+        HistoryItem("assistant", "It is old.", "Seraphina", 2),
+        HistoryItem("user", "and the castle?", "Kai", 3),
+    ]
+    second = build(turn(hist, lore_anchor=first.lore_anchor))
+    contents = [m.content for m in second.prompt.messages]
+    # same block: still right after message 1, so everything before the new messages is unchanged
+    assert contents.index("The castle of Seraphina is old.") == contents.index("the castle") + 1
+    assert second.lore_anchor == first.lore_anchor
+    changed = build(
+        turn(
+            [*hist, HistoryItem("user", "the castle and its dragon", "Kai", 4)], lore_anchor=first.lore_anchor
+        )
+    )
+    # a changed block goes after the newest message and is anchored there
+    assert changed.prompt.messages[-1].content == "The castle of Seraphina is old.\nA dragon sleeps below."
+    assert changed.lore_anchor is not None and changed.lore_anchor.after_message_id == 4

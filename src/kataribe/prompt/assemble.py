@@ -183,7 +183,9 @@ def assemble_prompt(
             room -= cost
 
     history_budget = max(available - examples_cost, 0)
-    chunk = int(max(available, 1) * budget.history_drop_fraction)
+    # The grid must not move when the lore that fired changes size, so it is measured against the
+    # whole prompt budget, not against what is left after this turn's injections.
+    chunk = int((budget.max_context - budget.reply_reserve) * budget.history_drop_fraction)
     start = _history_start(costs, history_budget, chunk)
     kept = history[start:]
     used_history = sum(costs[start:])

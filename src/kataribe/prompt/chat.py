@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 from collections.abc import Callable, Sequence
@@ -80,12 +81,25 @@ class ChatPromptSettings:
     disabled: frozenset[Section] = frozenset()
     lore: WorldInfoSettings = field(default_factory=WorldInfoSettings)
     cache_friendly_lore: bool = True
-    """Lore that fires on keys (not constant) goes in near the end instead of the story string,
-    so the long stable prefix survives when it changes. Off: SillyTavern's exact positions."""
-    volatile_lore_depth: int = 4
+    """Lore that fires on keys (not constant) goes in as one block near the end instead of the
+    story string, so the long stable prefix survives when it changes; while it stays the same it
+    stays where it was put (see ``LoreAnchor``). Off: SillyTavern's exact positions."""
     history_drop_fraction: float = 0.25
     instruct: InstructTemplate | None = None
     impersonate_prompt: str = DEFAULT_IMPERSONATE_PROMPT
+
+
+@dataclass(frozen=True)
+class LoreAnchor:
+    """Where the volatile lore block went last turn: after which message, and what it said.
+
+    A block that has not changed goes back to the same place, so the prompt up to the newest
+    messages stays byte-identical and the engine evaluates only what is new. A changed block is
+    placed after the newest message (the cheapest place to re-evaluate) and anchored there.
+    """
+
+    digest: str
+    after_message_id: int | None
 
 
 @dataclass
@@ -109,6 +123,7 @@ class ChatTurnInput:
     last_user_time: datetime | None = None
     group_names: list[str] = field(default_factory=list)
     impersonate: bool = False
+    lore_anchor: LoreAnchor | None = None
 
 
 @dataclass
@@ -117,6 +132,8 @@ class ChatPrompt:
     lore: ActivationResult
     placements: list[tuple[ActivatedEntry, str]]
     """Where each fired entry went (for the dry run): 'lore_before', 'depth 4', ..."""
+    lore_anchor: LoreAnchor | None = None
+    """Store this with the chat and pass it back next turn."""
 
 
 def _macro_context(turn: ChatTurnInput, rng: random.Random) -> MacroContext:
@@ -149,10 +166,13 @@ def split_examples(mes_example: str) -> list[str]:
     return [f"<START>\n{b}" for b in blocks if b]
 
 
+VOLATILE = "volatile block"
+
+
 def _placement(entry: ActivatedEntry, settings: ChatPromptSettings) -> str:
     volatile = settings.cache_friendly_lore and not entry.entry.constant
     if entry.position in (Position.BEFORE_CHAR, Position.AFTER_CHAR) and volatile:
-        return f"depth {settings.volatile_lore_depth}"
+        return VOLATILE
     if entry.position is Position.AT_DEPTH:
         return f"depth {entry.depth}"
     return {
@@ -250,13 +270,16 @@ def build_chat_prompt(
         "examples_top": em_top,
         "examples_bottom": em_bottom,
     }
+    volatile: list[tuple[ActivatedEntry, str]] = []
     for entry in lore.entries:
         where = _placement(entry, settings)
         placements.append((entry, where))
         content = expand(entry.content)
         if not content.strip():
             continue
-        if where.startswith("depth "):
+        if where == VOLATILE:
+            volatile.append((entry, content))
+        elif where.startswith("depth "):
             depth = int(where.split()[1])
             role = entry.role.value if entry.position is Position.AT_DEPTH else "system"
             injections.append(
@@ -264,6 +287,14 @@ def build_chat_prompt(
             )
         elif where in buckets:
             buckets[where].append(content)
+
+    anchor = None
+    if volatile:
+        # a fixed order, so the same entries always make the same text
+        volatile.sort(key=lambda ec: (ec[0].order, ec[0].book, str(ec[0].entry.uid)))
+        block = "\n".join(content for _e, content in volatile)
+        depth, anchor = _anchor_block(block, turn.history, turn.lore_anchor)
+        injections.append(DepthInjection(block, depth, "system", "lore", -1))
 
     note = turn.author_note
     user_turns = sum(1 for h in turn.history if h.role == "user")
@@ -301,4 +332,17 @@ def build_chat_prompt(
     prompt = assemble_prompt(
         data, budget, count_tokens, message_overhead=message_overhead, instruct=settings.instruct
     )
-    return ChatPrompt(prompt=prompt, lore=lore, placements=placements)
+    return ChatPrompt(prompt=prompt, lore=lore, placements=placements, lore_anchor=anchor)
+
+
+def _anchor_block(
+    block: str, history: Sequence[HistoryItem], previous: LoreAnchor | None
+) -> tuple[int, LoreAnchor]:
+    """The depth for the volatile lore block, and the anchor to remember for next turn."""
+    digest = hashlib.sha256(block.encode("utf-8")).hexdigest()
+    if previous is not None and previous.digest == digest:
+        ids = [h.message_id for h in history]
+        if previous.after_message_id in ids:
+            return len(ids) - 1 - ids.index(previous.after_message_id), previous
+    newest = history[-1].message_id if history else None
+    return 0, LoreAnchor(digest, newest)

@@ -22,6 +22,7 @@ from kataribe.prompt.chat import (
     ChatPrompt,
     ChatPromptSettings,
     ChatTurnInput,
+    LoreAnchor,
     PersonaSheet,
     build_chat_prompt,
 )
@@ -84,6 +85,28 @@ def chat_persona(session: Session, chat: Chat) -> Persona | None:
         if lock is not None:
             return session.get(Persona, lock.persona_id)
     return session.scalars(select(Persona).where(Persona.is_default.is_(True))).first()
+
+
+def timed_state_of(stored: dict[str, Any]) -> LoreTimedState:
+    timed = stored.get("timed")
+    return LoreTimedState.from_dict(timed) if isinstance(timed, dict) and timed else LoreTimedState()
+
+
+def anchor_of(stored: dict[str, Any]) -> LoreAnchor | None:
+    raw = stored.get("anchor")
+    if isinstance(raw, dict) and isinstance(raw.get("digest"), str):
+        after = raw.get("after_message_id")
+        return LoreAnchor(raw["digest"], after if isinstance(after, int) else None)
+    return None
+
+
+def lore_state_to_store(prompt: ChatPrompt) -> dict[str, Any]:
+    """What a chat keeps between turns: the lore timers and where the lore block was put."""
+    anchor = prompt.lore_anchor
+    return {
+        "timed": prompt.lore.state.to_dict(),
+        "anchor": {"digest": anchor.digest, "after_message_id": anchor.after_message_id} if anchor else None,
+    }
 
 
 def history_of(path: list[Message]) -> list[HistoryItem]:
@@ -192,7 +215,8 @@ def plan_turn(
         if persona
         else None,
         books=books_for(session, chat, cast if join else [speaker], persona),
-        lore_state=LoreTimedState.from_dict(chat.lore_state) if chat.lore_state else LoreTimedState(),
+        lore_state=timed_state_of(chat.lore_state),
+        lore_anchor=anchor_of(chat.lore_state),
         author_note=AuthorNote(
             chat.author_note, chat.author_note_depth, chat.author_note_frequency, chat.author_note_role
         )

@@ -22,7 +22,7 @@ from kataribe.engine.base import (
 from kataribe.errors import InvalidRequest
 from kataribe.prompt.macros import MacroContext, MacroVariables, expand_macros
 from kataribe.services.characters import card_of
-from kataribe.services.chat_prompt import TurnPlan, chat_persona, plan_turn
+from kataribe.services.chat_prompt import TurnPlan, chat_persona, lore_state_to_store, plan_turn
 from kataribe.services.context import RoleplayContext
 from kataribe.store.chats import ChatRepository
 from kataribe.store.models import Character, Chat, GlobalVariable, Message
@@ -461,7 +461,7 @@ class ChatService:
     @staticmethod
     def _record_state(session: Session, chat_id: int, plan: TurnPlan) -> None:
         chat = ChatRepository(session).chat(chat_id)
-        chat.lore_state = plan.prompt.lore.state.to_dict()
+        chat.lore_state = lore_state_to_store(plan.prompt)
         chat.variables = dict(plan.variables.local)
         existing = {g.name: g for g in session.scalars(select(GlobalVariable))}
         for name, value in plan.variables.global_.items():
