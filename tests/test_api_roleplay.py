@@ -107,8 +107,10 @@ def test_chat_send_stream_swipe_edit_branch(api: httpx.Client, seraphina: dict[s
     api.patch(f"/messages/{reply['id']}", json={"hidden": False})
 
     # continue makes the message longer in place
+    unfinished = "The path through the forest leads to the"
+    api.patch(f"/messages/{reply['id']}", json={"content": unfinished})
     longer = post_sse(api, f"/messages/{reply['id']}/continue")[-2][1]
-    assert longer["content"].startswith("Edited reply.") and len(longer["content"]) > len("Edited reply.")
+    assert longer["content"].startswith(unfinished) and len(longer["content"]) > len(unfinished)
 
     # branch from the greeting: a new user message starts a second branch
     api.post(f"/chats/{cid}/branch", json={"message_id": greeting["id"]})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from kataribe.prompt.assemble import (
     AssemblyInput,
     Budget,
@@ -89,7 +91,7 @@ def test_history_is_dropped_in_chunks_so_the_prefix_stays_stable() -> None:
         out = assemble_prompt(data, Budget(max_context=2200, reply_reserve=200), words)
         starts.append(out.history_dropped)
         assert out.total_tokens <= 2000
-    changes = sum(1 for a, b in zip(starts, starts[1:], strict=False) if a != b)
+    changes = sum(1 for a, b in itertools.pairwise(starts) if a != b)
     overflowing = sum(1 for s in starts if s)
     assert overflowing > 50
     # ~34 tokens a turn against chunks of a quarter of ~1,950: the start moves about every 14 turns
