@@ -184,3 +184,37 @@ def test_missing_things_are_404(api: httpx.Client) -> None:
     assert api.get("/characters/999999").status_code == 404
     assert api.post("/chats", json={"character_id": 999999}).status_code == 404
     assert api.patch("/messages/999999", json={"content": "x"}).status_code == 404
+
+
+def test_sillytavern_chat_export_and_import_over_http(api: httpx.Client, seraphina: dict[str, Any]) -> None:
+    chat = api.post("/chats", json={"character_id": seraphina["id"]}).json()
+    api.post(f"/chats/{chat['id']}/messages", json={"text": "こんにちは、セラフィナ。", "generate": False})
+    exported = api.get(f"/chats/{chat['id']}/export")
+    assert exported.status_code == 200 and exported.text.count("\n") >= 2
+    imported = api.post(
+        "/chats/import",
+        data={"character_id": str(seraphina["id"])},
+        files={"file": ("chat.jsonl", exported.content, "application/jsonl")},
+    )
+    assert imported.status_code == 201, imported.text
+    original = [
+        (m["role"], m["content"], m["swipe_count"])
+        for m in api.get(f"/chats/{chat['id']}").json()["messages"]
+    ]
+    copy = [(m["role"], m["content"], m["swipe_count"]) for m in imported.json()["messages"]]
+    assert copy == original
+    bad = api.post(
+        "/chats/import", files={"file": ("chat.jsonl", b'{"user_name": "x"}\n{broken', "text/plain")}
+    )
+    assert bad.status_code == 400 and "line 2" in bad.json()["error"]["message"].lower()
+
+
+def test_backup_downloads_and_restore_refuses_a_non_empty_library(
+    api: httpx.Client, seraphina: dict[str, Any]
+) -> None:
+    backup = api.get("/backup")
+    assert backup.status_code == 200
+    doc = backup.json()
+    assert doc["format"] == "kataribe-backup"
+    refused = api.post("/backup/restore", files={"file": ("b.json", backup.content, "application/json")})
+    assert 400 <= refused.status_code < 500

@@ -18,6 +18,7 @@ from kataribe.api.openai.serving import OpenAIServing
 from kataribe.api.roleplay.chats import chats_router
 from kataribe.api.roleplay.library import library_router
 from kataribe.api.roleplay.services import RoleplayServices
+from kataribe.api.roleplay.transfer import transfer_router
 from kataribe.api.security import AccessGuard, JsonByDefault, allowed_host_names
 from kataribe.engine.base import Engine
 from kataribe.errors import ConfigError
@@ -80,6 +81,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
     app.state.roleplay = roleplay
     app.include_router(library_router(roleplay))
     app.include_router(chats_router(roleplay))
+    app.include_router(transfer_router(roleplay))
     app.include_router(openai_router(OpenAIServing(engine)))
     app.include_router(kobold_router(KoboldServing(engine), protected=bool(settings.api_key)))
 
