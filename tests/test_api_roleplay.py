@@ -218,3 +218,72 @@ def test_backup_downloads_and_restore_refuses_a_non_empty_library(
     assert doc["format"] == "kataribe-backup"
     refused = api.post("/backup/restore", files={"file": ("b.json", backup.content, "application/json")})
     assert 400 <= refused.status_code < 500
+
+
+def test_chat_settings_are_validated_and_change_the_prompt(
+    api: httpx.Client, seraphina: dict[str, Any]
+) -> None:
+    chat = api.post("/chats", json={"character_id": seraphina["id"]}).json()
+    for bad in (
+        {"sampler": {"temperature": "hot"}},
+        {"sampler": {"warmth": 1}},
+        {"max_tokens": 0},
+        {"prompt": {"order": ["nonsense"]}},
+        {"prompt": {"instruct": "unknown"}},
+    ):
+        r = api.patch(f"/chats/{chat['id']}", json={"settings": bad})
+        assert r.status_code == 400, bad
+    ok = api.patch(
+        f"/chats/{chat['id']}",
+        json={
+            "settings": {
+                "prompt": {
+                    "order": ["description", "main", "history"],
+                    "disabled": ["examples"],
+                    "instruct": "chatml",
+                    "main_prompt": "You narrate for {{char}}.",
+                }
+            }
+        },
+    )
+    assert ok.status_code == 200
+    dry = api.get(f"/chats/{chat['id']}/prompt").json()
+    assert [s["section"] for s in dry["sections"]][:2] == ["description", "main"]
+    assert dry["text"].startswith("<|im_start|>system\n") and "You narrate for Seraphina." in dry["text"]
+
+
+def test_group_auto_mode_keeps_talking_until_stopped(api: httpx.Client, seraphina: dict[str, Any]) -> None:
+    import time
+
+    bob = api.post("/characters", json={"name": "Bob", "first_mes": "Hi."}).json()
+    group = api.post(
+        "/groups",
+        json={
+            "name": "Auto",
+            "members": [seraphina["id"], bob["id"]],
+            "activation_strategy": "pooled",
+            "auto_mode_delay_s": 0,
+        },
+    ).json()
+    chat = api.post(f"/groups/{group['id']}/chats").json()
+    api.patch(f"/chats/{chat['id']}", json={"settings": {"max_tokens": 4}})
+    start = api.get(f"/chats/{chat['id']}").json()["message_count"]
+    assert api.put(f"/chats/{chat['id']}/group/auto", json={"enabled": True}).json() == {"enabled": True}
+    deadline = time.monotonic() + 60
+    while api.get(f"/chats/{chat['id']}").json()["message_count"] < start + 2 and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert api.put(f"/chats/{chat['id']}/group/auto", json={"enabled": False}).json() == {"enabled": False}
+    assert api.get(f"/chats/{chat['id']}").json()["message_count"] >= start + 2
+
+
+def test_openapi_schema_lists_the_role_play_routes(server: LiveServer) -> None:
+    schema = httpx.get(server.url + "/openapi.json").json()
+    for path in (
+        "/api/characters/import",
+        "/api/chats/{chat_id}/messages",
+        "/api/lorebooks/{book_id}/test",
+        "/api/backup",
+        "/v1/chat/completions",
+        "/api/v1/generate",
+    ):
+        assert path in schema["paths"], path

@@ -11,11 +11,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kataribe.errors import InvalidRequest
 from kataribe.formats.cards import CharacterCard
 from kataribe.lore.model import Lorebook as LoreBook
 from kataribe.lore.model import WorldInfoSettings
 from kataribe.lore.timed import LoreTimedState
-from kataribe.prompt.assemble import Budget, HistoryItem
+from kataribe.prompt.assemble import Budget, HistoryItem, Section
 from kataribe.prompt.chat import (
     AuthorNote,
     CharacterSheet,
@@ -26,6 +27,7 @@ from kataribe.prompt.chat import (
     PersonaSheet,
     build_chat_prompt,
 )
+from kataribe.prompt.instruct import PRESETS
 from kataribe.prompt.macros import MacroVariables
 from kataribe.services.characters import card_of
 from kataribe.services.context import RoleplayContext
@@ -141,19 +143,72 @@ def books_for(
     return books
 
 
-def prompt_settings(chat: Chat) -> tuple[ChatPromptSettings, int]:
-    raw: dict[str, Any] = dict(chat.settings.get("prompt") or {})
+def parse_prompt_settings(raw: object) -> ChatPromptSettings:
+    """A chat's ``settings.prompt`` as ChatPromptSettings; a bad value is a 400 naming the key."""
     settings = ChatPromptSettings()
+    if raw is None:
+        return settings
+    if not isinstance(raw, dict):
+        raise InvalidRequest("settings.prompt must be an object.", param="prompt")
+    known = {
+        "main_prompt",
+        "post_history",
+        "impersonate_prompt",
+        "cache_friendly_lore",
+        "world_info",
+        "order",
+        "disabled",
+        "instruct",
+    }
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise InvalidRequest(f"Unknown prompt settings: {', '.join(unknown)}.", param=unknown[0])
     for key in ("main_prompt", "post_history", "impersonate_prompt"):
-        if isinstance(raw.get(key), str):
+        if key in raw:
+            if not isinstance(raw[key], str):
+                raise InvalidRequest(f"settings.prompt.{key} must be text.", param=key)
             setattr(settings, key, raw[key])
-    if isinstance(raw.get("cache_friendly_lore"), bool):
+    if "cache_friendly_lore" in raw:
+        if not isinstance(raw["cache_friendly_lore"], bool):
+            raise InvalidRequest(
+                "settings.prompt.cache_friendly_lore must be true or false.", param="cache_friendly_lore"
+            )
         settings.cache_friendly_lore = raw["cache_friendly_lore"]
-    if isinstance(raw.get("world_info"), dict):
+    if "world_info" in raw:
         settings.lore = WorldInfoSettings.from_dict(raw["world_info"])
-    max_tokens = chat.settings.get("max_tokens")
-    reply = max_tokens if isinstance(max_tokens, int) and 1 <= max_tokens <= 8192 else DEFAULT_REPLY_TOKENS
-    return settings, reply
+    names = [s.value for s in Section]
+    for key in ("order", "disabled"):
+        if key in raw:
+            value = raw[key]
+            if not isinstance(value, list) or any(v not in names for v in value):
+                raise InvalidRequest(
+                    f"settings.prompt.{key} must list sections from: {', '.join(names)}.", param=key
+                )
+    if "order" in raw:
+        settings.order = tuple(Section(v) for v in raw["order"])
+    if "disabled" in raw:
+        settings.disabled = frozenset(Section(v) for v in raw["disabled"])
+    if raw.get("instruct") is not None:
+        if raw["instruct"] not in PRESETS:
+            raise InvalidRequest(
+                f"settings.prompt.instruct must be one of: {', '.join(PRESETS)}.", param="instruct"
+            )
+        settings.instruct = PRESETS[raw["instruct"]]
+    return settings
+
+
+def parse_reply_tokens(value: object) -> int:
+    if value is None:
+        return DEFAULT_REPLY_TOKENS
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 8192:
+        raise InvalidRequest("settings.max_tokens must be a whole number from 1 to 8192.", param="max_tokens")
+    return value
+
+
+def prompt_settings(chat: Chat) -> tuple[ChatPromptSettings, int]:
+    return parse_prompt_settings(chat.settings.get("prompt")), parse_reply_tokens(
+        chat.settings.get("max_tokens")
+    )
 
 
 @lru_cache(maxsize=4096)
@@ -183,8 +238,6 @@ def plan_turn(
     if group is None:
         character = session.get(Character, chat.character_id) if chat.character_id is not None else None
         if character is None:
-            from kataribe.errors import InvalidRequest
-
             raise InvalidRequest("This chat has no character to speak; it was deleted.", param="chat_id")
         speaker = character
         cast = [character]
@@ -192,8 +245,6 @@ def plan_turn(
         chosen = session.get(Character, speaker_id) if speaker_id is not None else None
         speaker = chosen if chosen is not None and chosen in cast else (cast[0] if cast else None)  # type: ignore[assignment]
         if speaker is None:
-            from kataribe.errors import InvalidRequest
-
             raise InvalidRequest("This group has no members to speak.", param="chat_id")
     persona = chat_persona(session, chat)
     user_name = persona.name if persona else "User"

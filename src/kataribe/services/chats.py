@@ -22,7 +22,14 @@ from kataribe.engine.base import (
 from kataribe.errors import InvalidRequest
 from kataribe.prompt.macros import MacroContext, MacroVariables, expand_macros
 from kataribe.services.characters import card_of
-from kataribe.services.chat_prompt import TurnPlan, chat_persona, lore_state_to_store, plan_turn
+from kataribe.services.chat_prompt import (
+    TurnPlan,
+    chat_persona,
+    lore_state_to_store,
+    parse_prompt_settings,
+    parse_reply_tokens,
+    plan_turn,
+)
 from kataribe.services.context import RoleplayContext
 from kataribe.store.chats import ChatRepository
 from kataribe.store.models import Character, Chat, GlobalVariable, Message
@@ -80,14 +87,29 @@ def chat_view(chat: Chat) -> dict[str, Any]:
     }
 
 
-def sampling_of(chat: Chat) -> SamplingParams:
-    raw = chat.settings.get("sampler") or {}
+def sampling_of_settings(settings: dict[str, Any]) -> SamplingParams:
+    """A chat's ``settings.sampler`` as SamplingParams; unknown keys or bad values are a 400."""
+    raw = settings.get("sampler") or {}
+    if not isinstance(raw, dict):
+        raise InvalidRequest("settings.sampler must be an object.", param="sampler")
+    unknown = sorted(set(raw) - set(SAMPLER_FIELDS))
+    if unknown:
+        raise InvalidRequest(f"Unknown sampler settings: {', '.join(unknown)}.", param=unknown[0])
     params = SamplingParams()
-    for key in SAMPLER_FIELDS:
-        value = raw.get(key) if isinstance(raw, dict) else None
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            setattr(params, key, type(getattr(params, key) if getattr(params, key) is not None else 0)(value))
+    for key, value in raw.items():
+        if value is None and key == "seed":
+            continue
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise InvalidRequest(f"settings.sampler.{key} must be a number.", param=key)
+        integer = key in ("top_k", "repeat_last_n", "seed")
+        if integer and value != int(value):
+            raise InvalidRequest(f"settings.sampler.{key} must be a whole number.", param=key)
+        setattr(params, key, int(value) if integer else float(value))
     return params
+
+
+def sampling_of(chat: Chat) -> SamplingParams:
+    return sampling_of_settings(dict(chat.settings))
 
 
 @dataclass
@@ -250,7 +272,11 @@ class ChatService:
             if isinstance(changes.get("title"), str):
                 chat.title = changes["title"]
             if isinstance(changes.get("settings"), dict):
-                chat.settings = {**chat.settings, **changes["settings"]}
+                merged = {**chat.settings, **changes["settings"]}
+                parse_prompt_settings(merged.get("prompt"))  # refuse bad values before storing them
+                parse_reply_tokens(merged.get("max_tokens"))
+                sampling_of_settings(merged)
+                chat.settings = merged
             session.flush()
             return chat_view(chat)
 

@@ -55,9 +55,13 @@ def kobold_router(serving: KoboldServing, *, protected: bool) -> APIRouter:
         events = await serving.generate_stream(body, request)
         return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
-    @router.api_route("/extra/generate/check", methods=["GET", "POST"])
+    @router.post("/extra/generate/check")
     async def check(request: Request) -> dict[str, Any]:
         return serving.check(await _optional_genkey(request))
+
+    @router.get("/extra/generate/check")
+    async def check_get() -> dict[str, Any]:
+        return serving.check("")
 
     @router.post("/extra/abort")
     async def abort(request: Request) -> dict[str, str]:
