@@ -287,3 +287,36 @@ def test_openapi_schema_lists_the_role_play_routes(server: LiveServer) -> None:
         "/api/v1/generate",
     ):
         assert path in schema["paths"], path
+
+
+def test_stop_keeps_the_partial_reply(api: httpx.Client, seraphina: dict[str, Any]) -> None:
+    import threading
+
+    chat = api.post("/chats", json={"character_id": seraphina["id"]}).json()
+    api.patch(f"/chats/{chat['id']}", json={"settings": {"max_tokens": 2000}})
+    events: list[tuple[str, dict[str, Any]]] = []
+    got_token = threading.Event()
+
+    def send() -> None:
+        with api.stream(
+            "POST", f"/chats/{chat['id']}/messages", json={"text": "Tell me a very long story."}
+        ) as r:
+            kind = ""
+            for line in r.iter_lines():
+                if line.startswith("event:"):
+                    kind = line[6:].strip()
+                elif line.startswith("data:"):
+                    events.append((kind, json.loads(line[5:])))
+                    if kind == "token":
+                        got_token.set()
+
+    t = threading.Thread(target=send)
+    t.start()
+    assert got_token.wait(60)
+    assert api.post(f"/chats/{chat['id']}/stop").json() == {"stopped": True}
+    t.join(60)
+    stored = [d for k, d in events if k == "message"]
+    assert stored and stored[0]["meta"]["finish_reason"] == "cancelled"
+    assert stored[0]["meta"]["usage"]["completion_tokens"] < 2000
+    assert api.get(f"/chats/{chat['id']}").json()["messages"][-1]["id"] == stored[0]["id"]
+    assert api.post(f"/chats/{chat['id']}/stop").json() == {"stopped": False}

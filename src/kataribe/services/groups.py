@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import random
 from collections.abc import AsyncIterator
 from typing import Any
@@ -21,6 +21,7 @@ from kataribe.store.errors import NotFound
 from kataribe.store.models import Character, Group, GroupMember
 
 MAX_AUTO_DELAY_S = 3600
+log = logging.getLogger(__name__)
 
 
 def group_view(g: Group) -> dict[str, Any]:
@@ -226,10 +227,14 @@ class GroupService:
             with self.ctx.db.read_session() as session:
                 chat = ChatRepository(session).chat(chat_id)
                 delay = self._get(session, chat.group_id).auto_mode_delay_s if chat.group_id else 5
-            await asyncio.sleep(delay)
-            with contextlib.suppress(InvalidRequest):  # a reply already running: try next time
+            await asyncio.sleep(max(delay, 0.05))
+            try:
                 async for _event in self.next_turn(chat_id):
                     pass
+            except InvalidRequest:  # a reply is already running (the user's, say): try next time
+                continue
+            except Exception:  # keep the loop alive; the next turn may well work
+                log.exception("auto-mode turn failed in chat %s", chat_id)
 
     def stop_all(self) -> None:
         for task in self._auto.values():
