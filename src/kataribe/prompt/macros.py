@@ -3,20 +3,41 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from decimal import Decimal
+
+from kataribe.prompt.macro_variables import (
+    GLOBAL_VARIABLE_MACROS,
+    MAX_VARIABLE_CHARS,
+    VARIABLE_MACROS,
+    VariableMacro,
+    format_js_number,
+    js_number,
+)
+
+__all__ = [
+    "MAX_DICE_COUNT",
+    "MAX_DICE_SIDES",
+    "MAX_NESTING",
+    "MAX_PRODUCED_CHARS",
+    "MAX_REPEAT",
+    "MAX_VARIABLE_CHARS",
+    "MacroContext",
+    "MacroVariables",
+    "expand_macros",
+    "format_js_number",
+    "humanize_duration",
+    "js_number",
+]
 
 MAX_NESTING = 32
 MAX_DICE_COUNT = 1000
 MAX_DICE_SIDES = 1_000_000
 MAX_REPEAT = 1000  # {{newline::n}} and {{space::n}}
-MAX_VARIABLE_CHARS = 1_000_000
 # Macros may copy variables and arguments; capping what they produce keeps a hostile text from
 # doubling a variable a thousand times into gigabytes.
 MAX_PRODUCED_CHARS = 4_000_000
@@ -33,8 +54,6 @@ _TIME_UTC = re.compile(r"\s*time_utc([+-][0-9]{1,2})\s*", re.IGNORECASE)
 _UTC_OFFSET = re.compile(r"utc([+-][0-9]{1,2})", re.IGNORECASE)
 _DICE = re.compile(r"([0-9]*)[dD]([0-9]+)(?:([+-])([0-9]+))?")
 _TRIM_MARKER = re.compile(r"\{\{trim\}\}", re.IGNORECASE)
-_JS_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_JS_RADIX = re.compile(r"0([xXoObB])([0-9a-fA-F]+)")
 
 
 @dataclass
@@ -370,130 +389,13 @@ def _roll(exp: _Expansion, call: _Call) -> str | None:
     return str(total - bonus if sign == "-" else total + bonus)
 
 
-# --- variables -----------------------------------------------------------------------------------------
+def _variable_handlers(
+    macros: dict[str, VariableMacro], pick_store: Callable[[MacroVariables], dict[str, str]]
+) -> dict[str, _Handler]:
+    def bind(macro: VariableMacro) -> _Handler:
+        return lambda exp, call: macro(pick_store(exp.ctx.variables), call.args)
 
-
-def js_number(text: str) -> float | None:
-    """JavaScript ``Number(text)``: None where JS gives NaN (blank text is 0, as in JS)."""
-    value = text.strip()
-    if not value:
-        return 0.0
-    if _JS_DECIMAL.fullmatch(value):
-        return float(value)
-    if value in ("Infinity", "+Infinity", "-Infinity"):
-        return -math.inf if value.startswith("-") else math.inf
-    radix = _JS_RADIX.fullmatch(value)
-    if radix:
-        base = {"x": 16, "o": 8, "b": 2}[radix.group(1).lower()]
-        try:
-            return float(int(radix.group(2), base))
-        except ValueError:
-            return None
-        except OverflowError:
-            return math.inf
-    return None
-
-
-def format_js_number(value: float) -> str:
-    """JavaScript ``String(number)``: ``5`` not ``5.0``, ``1e+21``, ``0.000001``, ``1e-7``."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    if value == 0:
-        return "0"
-    shortest = Decimal(repr(abs(value))).as_tuple()
-    digits = "".join(map(str, shortest.digits))
-    exponent = int(shortest.exponent) + len(digits) - len(digits.rstrip("0"))
-    digits = digits.rstrip("0")
-    k, n = len(digits), len(digits) + exponent
-    if k <= n <= 21:
-        body = digits + "0" * (n - k)
-    elif 0 < n <= 21:
-        body = digits[:n] + "." + digits[n:]
-    elif -6 < n <= 0:
-        body = "0." + "0" * -n + digits
-    else:
-        mantissa = digits[0] + ("." + digits[1:] if k > 1 else "")
-        body = f"{mantissa}e{'+' if n - 1 >= 0 else '-'}{abs(n - 1)}"
-    return ("-" if value < 0 else "") + body
-
-
-def _read_variable(store: dict[str, str], name: str) -> str:
-    value = store.get(name, "")
-    number = js_number(value) if value else None
-    return format_js_number(number) if number is not None else value
-
-
-def _add_to_variable(store: dict[str, str], name: str, value: str) -> str | None:
-    """ST's addvar: numeric add, array push for a JSON array, otherwise string append."""
-    current_text = store.get(name, "")
-    current_number = js_number(current_text) if current_text else 0.0
-    if current_number is None and current_text.lstrip().startswith("["):
-        try:
-            parsed = json.loads(current_text, parse_constant=_reject_constant)
-        except (ValueError, RecursionError):
-            parsed = None
-        if isinstance(parsed, list):
-            parsed.append(value)
-            return _store(store, name, json.dumps(parsed, ensure_ascii=False, separators=(",", ":")))
-    increment = js_number(value)
-    if increment is None or current_number is None:
-        # JS `String(current || '') + value`: a zero or empty current value contributes nothing
-        prefix = current_text if current_number is None else format_js_number(current_number)
-        return _store(store, name, ("" if current_number == 0 else prefix) + value)
-    total = current_number + increment
-    return "" if math.isnan(total) else _store(store, name, format_js_number(total))
-
-
-def _delete_variable(store: dict[str, str], name: str) -> str:
-    store.pop(name, None)
-    return ""
-
-
-def _reject_constant(constant: str) -> None:
-    raise ValueError(f"{constant} is not JSON")
-
-
-def _store(store: dict[str, str], name: str, value: str) -> str | None:
-    if len(value) > MAX_VARIABLE_CHARS:
-        return None
-    store[name] = value
-    return value
-
-
-def _variable_handlers(pick_store: Callable[[MacroVariables], dict[str, str]]) -> dict[str, _Handler]:
-    def store_of(exp: _Expansion) -> dict[str, str]:
-        return pick_store(exp.ctx.variables)
-
-    def set_var(exp: _Expansion, call: _Call) -> str | None:
-        if len(call.args) < 2:
-            return None
-        stored = _store(store_of(exp), call.args[0], "::".join(call.args[1:]))
-        return None if stored is None else ""
-
-    def add_var(exp: _Expansion, call: _Call) -> str | None:
-        if len(call.args) < 2:
-            return None
-        added = _add_to_variable(store_of(exp), call.args[0], "::".join(call.args[1:]))
-        return None if added is None else ""
-
-    def named(action: Callable[[dict[str, str], str], str | None]) -> _Handler:
-        return lambda exp, call: action(store_of(exp), "::".join(call.args)) if call.args else None
-
-    return {
-        "setvar": set_var,
-        "addvar": add_var,
-        "getvar": named(_read_variable),
-        "incvar": named(lambda store, name: _add_to_variable(store, name, "1")),
-        "decvar": named(lambda store, name: _add_to_variable(store, name, "-1")),
-        "hasvar": named(lambda store, name: "true" if name in store else "false"),
-        "deletevar": named(_delete_variable),
-    }
-
-
-def _global_names(handlers: dict[str, _Handler]) -> dict[str, _Handler]:
-    return {name.replace("var", "globalvar"): handler for name, handler in handlers.items()}
+    return {name: bind(macro) for name, macro in macros.items()}
 
 
 _HANDLERS: dict[str, _Handler] = {
@@ -526,6 +428,6 @@ _HANDLERS: dict[str, _Handler] = {
     "random": _random,
     "pick": _pick,
     "roll": _roll,
-    **_variable_handlers(lambda v: v.local),
-    **_global_names(_variable_handlers(lambda v: v.global_)),
+    **_variable_handlers(VARIABLE_MACROS, lambda v: v.local),
+    **_variable_handlers(GLOBAL_VARIABLE_MACROS, lambda v: v.global_),
 }
