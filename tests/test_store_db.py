@@ -14,6 +14,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import func, insert, inspect, select, text
 
 from kataribe.store.chats import ChatRepository
@@ -51,6 +52,7 @@ TABLES = {
     "group_members",
     "lorebooks",
     "messages",
+    "models",
     "personas",
     "swipes",
 }
@@ -82,7 +84,7 @@ def test_sqlite_url_survives_characters_that_mean_something_in_urls(tmp_path: Pa
 def test_migrate_creates_every_table_the_fts_index_and_records_the_revision(db: Database) -> None:
     names = set(inspect(db.engine).get_table_names())
     assert names >= TABLES | {"alembic_version", "messages_fts"}
-    assert db.current_revision() == "0001"
+    assert db.current_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head()
     with db.engine.connect() as conn:
         fts_sql = conn.scalar(text("SELECT sql FROM sqlite_master WHERE name = 'messages_fts'"))
         triggers = set(conn.scalars(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")))

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -33,7 +33,7 @@ def default_data_dir() -> Path:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="KATARIBE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="KATARIBE_", extra="ignore", populate_by_name=True)
 
     data_dir: Path = Field(default_factory=default_data_dir)
 
@@ -63,6 +63,22 @@ class Settings(BaseSettings):
     """RAM for saved per-conversation KV states (least recently used dropped first)."""
     chat_template: str | None = None
     """A Jinja chat template that overrides the one in the GGUF."""
+
+    # model library
+    models_dir: Path | None = None
+    """Where downloaded models go; data_dir/models when unset."""
+    use_hf_cache: bool = False
+    """Download into the standard Hugging Face cache (shared with other tools) instead."""
+    hf_cache_dir: Path | None = Field(
+        default=None, validation_alias=AliasChoices("KATARIBE_HF_CACHE_DIR", "HF_HUB_CACHE")
+    )
+    hf_endpoint: str = Field(
+        default="https://huggingface.co", validation_alias=AliasChoices("KATARIBE_HF_ENDPOINT", "HF_ENDPOINT")
+    )
+    hf_token: str | None = Field(default=None, validation_alias=AliasChoices("KATARIBE_HF_TOKEN", "HF_TOKEN"))
+    hf_offline: bool = Field(
+        default=False, validation_alias=AliasChoices("KATARIBE_HF_OFFLINE", "HF_HUB_OFFLINE")
+    )
 
     # remote engine
     remote_url: str | None = None
@@ -94,6 +110,14 @@ class Settings(BaseSettings):
     @property
     def config_file(self) -> Path:
         return self.data_dir / CONFIG_FILE_NAME
+
+    @property
+    def library_dir(self) -> Path:
+        return self.models_dir or self.data_dir / "models"
+
+    @property
+    def hub_cache_dir(self) -> Path:
+        return self.hf_cache_dir or Path.home() / ".cache" / "huggingface" / "hub"
 
     @property
     def is_loopback(self) -> bool:

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -332,3 +333,26 @@ class CharacterPersona(Base):
         ForeignKey("characters.id", ondelete="CASCADE"), primary_key=True
     )
     persona_id: Mapped[int] = mapped_column(ForeignKey("personas.id", ondelete="CASCADE"), index=True)
+
+
+class ModelEntry(Base):
+    """A GGUF file in the model library: downloaded, or registered where it already lies on disk.
+
+    ``settings`` remembers how the user loads it (context, GPU layers, threads, template override).
+    """
+
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String)
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    repo_id: Mapped[str | None] = mapped_column(String)
+    file_name: Mapped[str | None] = mapped_column(String)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    quantization: Mapped[str | None] = mapped_column(String(32))
+    managed: Mapped[bool] = mapped_column(Boolean, default=False)
+    """True when Kataribe downloaded it into its models dir (so removing it may delete the file)."""
+    settings: Mapped[dict[str, Any]] = mapped_column(MutableDict.as_mutable(JSON()), default=dict)
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
