@@ -1,0 +1,1 @@
+"""Model library: find, download, inspect and fit GGUF models; remember and switch them."""
