@@ -344,6 +344,9 @@ def version() -> None:
 
 
 def main() -> None:
+    from kataribe.cli_models import models_app
+
+    app.add_typer(models_app, name="models")
     app()
 
 

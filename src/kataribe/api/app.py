@@ -13,6 +13,7 @@ from kataribe import __version__
 from kataribe.api.errors import install_error_handlers
 from kataribe.api.kobold.router import kobold_router
 from kataribe.api.kobold.serving import KoboldServing
+from kataribe.api.models.router import models_router
 from kataribe.api.openai.router import openai_router
 from kataribe.api.openai.serving import OpenAIServing
 from kataribe.api.roleplay.chats import chats_router
@@ -21,9 +22,17 @@ from kataribe.api.roleplay.services import RoleplayServices
 from kataribe.api.roleplay.transfer import transfer_router
 from kataribe.api.security import AccessGuard, JsonByDefault, allowed_host_names
 from kataribe.engine.base import Engine
+from kataribe.engine.switchable import SwitchableEngine
 from kataribe.errors import ConfigError
 from kataribe.services.context import RoleplayContext
+from kataribe.services.models import ModelLibrary
 from kataribe.settings import Settings
+
+
+def _model_path(engine: SwitchableEngine) -> str | None:
+    config = getattr(engine.current, "config", None)
+    path = getattr(config, "model_path", None)
+    return str(path) if path is not None else None
 
 
 def check_exposure(settings: Settings) -> None:
@@ -37,6 +46,8 @@ def check_exposure(settings: Settings) -> None:
 
 def create_app(settings: Settings, engine: Engine) -> FastAPI:
     check_exposure(settings)
+    if not isinstance(engine, SwitchableEngine):
+        engine = SwitchableEngine(engine)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -82,6 +93,11 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
     app.include_router(library_router(roleplay))
     app.include_router(chats_router(roleplay))
     app.include_router(transfer_router(roleplay))
+    library = ModelLibrary(roleplay.ctx.db, settings, engine)
+    library.ensure_built_in()
+    library.current_path = _model_path(engine)
+    app.state.models = library
+    app.include_router(models_router(library, library.load))
     app.include_router(openai_router(OpenAIServing(engine)))
     app.include_router(kobold_router(KoboldServing(engine), protected=bool(settings.api_key)))
 

@@ -1,0 +1,1 @@
+"""The model library API: registered models, Hugging Face search and downloads, fit, switching."""
