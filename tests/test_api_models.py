@@ -165,3 +165,10 @@ def test_offline_mode_never_touches_the_network(hub: FakeHub, tmp_path: Path) ->
     assert err.value.status_code == 503 and "offline" in err.value.message.lower()
     assert hub.requests == []
     db.close()
+
+
+def test_recommendations_over_http(api: httpx.Client) -> None:
+    picks = api.get("/models/recommendations").json()
+    assert {"chat", "novel"} <= {u for r in picks for u in r["use"]}
+    japanese_novel = api.get("/models/recommendations", params={"use": "novel", "language": "ja"}).json()
+    assert japanese_novel and all("novel" in r["use"] and "ja" in r["languages"] for r in japanese_novel)

@@ -72,3 +72,8 @@ def test_errors_are_one_clear_line(hub: FakeHub, tmp_path: Path) -> None:
         },
     )
     assert offline.returncode == 2 and "offline" in offline.stderr.lower()
+
+
+def test_recommended_lists_the_picks(hub: FakeHub, tmp_path: Path) -> None:
+    out = models("recommended", "--use", "novel", hub=hub, data=tmp_path)
+    assert out.returncode == 0 and "Vecteus" in out.stdout

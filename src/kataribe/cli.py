@@ -74,9 +74,9 @@ def _fail(exc: KataribeError) -> typer.Exit:
 
 
 def _open(settings: Settings) -> Engine:
-    from kataribe.engine import open_engine
+    from kataribe.services.models import open_configured_engine
 
-    return open_engine(settings)
+    return open_configured_engine(settings)
 
 
 @app.command()

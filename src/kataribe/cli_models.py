@@ -113,6 +113,27 @@ def pull(
     console.print(f"Added model {entry['id']}: {entry['name']} ({_size(entry['size'])}) at {entry['path']}")
 
 
+@models_app.command()
+def recommended(
+    use: Annotated[str | None, typer.Option(help="chat, novel or adventure")] = None,
+    language: Annotated[str | None, typer.Option(help="ja or en")] = None,
+) -> None:
+    """Models we suggest, with the quantization, context and prompt template to use."""
+    table = Table("name", "repository", "use", "lang", "content", "size", "quant", "template")
+    for r in _run(lambda: _library().recommendations(use=use, language=language)):
+        table.add_row(
+            r["name"],
+            r["hf_repo"],
+            ",".join(r["use"]),
+            ",".join(r["languages"]),
+            r["censorship"],
+            r["parameters"],
+            r["suggested_quant"],
+            r["prompt_template"],
+        )
+    console.print(table)
+
+
 @models_app.command("list")
 def list_models() -> None:
     """Models in the library."""

@@ -16,11 +16,12 @@ from kataribe.engine.base import Engine
 from kataribe.engine.default_model import default_model_path
 from kataribe.engine.gguf_meta import inspect_gguf
 from kataribe.engine.switchable import SwitchableEngine
-from kataribe.errors import InvalidRequest
+from kataribe.errors import InvalidRequest, ModelLoadError
 from kataribe.library.download import DownloadProgress, download_file, download_to_hf_cache
 from kataribe.library.fit import auto_load_settings, fit_model
 from kataribe.library.hardware import HardwareInfo, detect_hardware
 from kataribe.library.hub import list_gguf_files, search_models
+from kataribe.library.recommendations import filter_recommendations, load_recommendations
 from kataribe.settings import Settings
 from kataribe.store.db import Database
 from kataribe.store.errors import NotFound
@@ -207,6 +208,17 @@ class ModelLibrary:
             return model_view(m, current_path=self.current_path)
 
     # -- fit --
+    def recommendations(
+        self, *, use: str | None = None, language: str | None = None, censorship: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Our picks (data_dir/recommendations.json overrides the shipped list when present)."""
+        custom = self.settings.data_dir / "recommendations.json"
+        items = load_recommendations(custom if custom.is_file() else None)
+        return [
+            r.to_dict()
+            for r in filter_recommendations(items, use=use, language=language, censorship=censorship)
+        ]
+
     def fit(self, model_id: int, *, n_ctx: int | None = None) -> dict[str, Any]:
         with self.db.read_session() as session:
             path = Path(self._get(session, model_id).path)
@@ -351,6 +363,8 @@ def embedded_engine_for(
 
     from kataribe.engine.llamacpp import EmbeddedConfig, EmbeddedEngine
 
+    if not path.is_file():
+        raise ModelLoadError(f"Model file not found: {path}. Pass --model with a GGUF file.")
     n_ctx = remembered.get("n_ctx")
     gpu_layers = remembered.get("n_gpu_layers")
     if n_ctx is None or gpu_layers is None:
@@ -369,6 +383,27 @@ def embedded_engine_for(
             chat_template=remembered.get("chat_template") or settings.chat_template,
         )
     )
+
+
+def open_configured_engine(
+    settings: Settings, hardware: Callable[[], HardwareInfo] = detect_hardware
+) -> Engine:
+    """The engine the settings ask for: remote, or the embedded model with settings that fit."""
+    if settings.remote_url:
+        from kataribe.engine import open_engine
+
+        return open_engine(settings)
+    chosen = {
+        "n_ctx": settings.n_ctx,
+        "n_gpu_layers": settings.n_gpu_layers,
+        "n_threads": settings.n_threads,
+        "kv_cache_ram_mb": settings.kv_cache_ram_mb,
+        "chat_template": settings.chat_template,
+    }
+    engine = embedded_engine_for(settings.model or default_model_path(), chosen, settings, hardware)
+    if settings.model_alias:
+        engine.config.alias = settings.model_alias  # type: ignore[attr-defined]
+    return engine
 
 
 def fit_view(verdict: Any) -> dict[str, Any]:

@@ -52,6 +52,13 @@ def models_router(library: ModelLibrary, load: Any) -> APIRouter:
         """Register a GGUF file where it already is (nothing is copied)."""
         return library.add(Path(body.path), name=body.name)
 
+    @router.get("/models/recommendations")
+    def recommendations(
+        use: str | None = None, language: str | None = None, censorship: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Suggested models for chat, novels and adventures, with quantization and template."""
+        return library.recommendations(use=use, language=language, censorship=censorship)
+
     @router.get("/models/{model_id}")
     def get_model(model_id: int) -> dict[str, Any]:
         return library.view(model_id)
