@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 
 from kataribe import __version__
 from kataribe.api.errors import install_error_handlers
@@ -21,6 +22,8 @@ from kataribe.api.roleplay.library import library_router
 from kataribe.api.roleplay.services import RoleplayServices
 from kataribe.api.roleplay.transfer import transfer_router
 from kataribe.api.security import AccessGuard, JsonByDefault, allowed_host_names
+from kataribe.api.web.headers import SecurityHeaders
+from kataribe.api.web.router import STATIC, web_router
 from kataribe.engine.base import Engine
 from kataribe.engine.switchable import SwitchableEngine
 from kataribe.errors import ConfigError
@@ -77,17 +80,6 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
             "queue": engine.queue_depth(),
         }
 
-    @app.get("/", tags=["server"])
-    async def root() -> dict[str, Any]:
-        return {
-            "name": "Kataribe",
-            "version": __version__,
-            "model": engine.model_name,
-            "openai_base_url": "/v1",
-            "kobold_api": "/api",
-            "docs": "/docs",
-        }
-
     roleplay = RoleplayServices.build(RoleplayContext.open(settings.data_dir, engine, settings.database_url))
     app.state.roleplay = roleplay
     app.include_router(library_router(roleplay))
@@ -99,6 +91,8 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
     app.state.models = library
     app.include_router(models_router(library, library.load))
     app.include_router(openai_router(OpenAIServing(engine)))
+    app.include_router(web_router(engine))
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(kobold_router(KoboldServing(engine), protected=bool(settings.api_key)))
 
     if settings.cors_origins:
@@ -113,5 +107,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
         AccessGuard,
         allowed_hosts=allowed_host_names(settings.host, settings.allowed_hosts),
         api_key=settings.api_key,
+        cors_origins=settings.cors_origins,
     )
+    app.add_middleware(SecurityHeaders)
     return app

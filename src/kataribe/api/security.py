@@ -52,13 +52,37 @@ def host_without_port(host: str) -> str:
     return host
 
 
-class AccessGuard:
-    """Refuses requests whose Host is not ours (403) or that lack the API key (401)."""
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
-    def __init__(self, app: ASGIApp, *, allowed_hosts: set[str] | None, api_key: str | None) -> None:
+
+def origin_host(origin: str) -> str | None:
+    """The host of an Origin header value ('null' and junk give None)."""
+    if "://" not in origin:
+        return None
+    return host_without_port(origin.split("://", 1)[1].split("/", 1)[0])
+
+
+class AccessGuard:
+    """Refuses requests whose Host is not ours (403), cross-site writes (403, CSRF), and requests
+    without the API key (401).
+
+    Browsers send ``Origin`` with every cross-site POST, even a plain form post that needs no
+    CORS preflight; a write whose Origin is neither this server nor a configured CORS origin is
+    refused. Programs (SillyTavern's server, scripts) send no Origin and are not affected.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        allowed_hosts: set[str] | None,
+        api_key: str | None,
+        cors_origins: Iterable[str] = (),
+    ) -> None:
         self.app = app
         self.allowed_hosts = allowed_hosts
         self.api_key = api_key.encode() if api_key else None
+        self.cors_origins = {o.rstrip("/").lower() for o in cors_origins}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -75,6 +99,16 @@ class AccessGuard:
                     "permission_error",
                 )
                 return
+        origin = headers.get("origin")
+        if scope.get("method") in UNSAFE_METHODS and origin is not None and not self._origin_ok(origin):
+            await _deny(
+                send,
+                403,
+                "Cross-site request refused: this server only accepts changes from its own "
+                "pages (or origins listed in cors_origins).",
+                "permission_error",
+            )
+            return
         if self.api_key is not None and scope.get("method") != "OPTIONS" and not self._key_ok(headers):
             await _deny(
                 send,
@@ -85,6 +119,15 @@ class AccessGuard:
             )
             return
         await self.app(scope, receive, send)
+
+    def _origin_ok(self, raw: bytes) -> bool:
+        origin = raw.decode("latin-1").strip().rstrip("/").lower()
+        if origin in self.cors_origins or "*" in self.cors_origins:
+            return True
+        host = origin_host(origin)
+        if host is None:
+            return False
+        return self.allowed_hosts is None or host in self.allowed_hosts
 
     def _key_ok(self, headers: dict[str, bytes]) -> bool:
         assert self.api_key is not None
@@ -110,15 +153,23 @@ async def _deny(send: Send, status: int, message: str, type_: str, www_auth: boo
 _FORMISH = (b"", b"text/plain", b"application/x-www-form-urlencoded")
 
 
+COMPAT_PREFIXES = ("/v1/", "/api/v1/", "/api/latest/", "/api/extra/")
+
+
 class JsonByDefault:
-    """Treats POST bodies sent without a JSON content type as JSON, as KoboldCpp and llama-server do
-    (curl -d and some clients send form or text types). Multipart uploads are left alone."""
+    """Treats POST bodies sent without a JSON content type as JSON on the OpenAI and KoboldCpp
+    routes, as KoboldCpp and llama-server do (curl -d and some clients send form or text types).
+    Kataribe's own API keeps requiring JSON; multipart uploads are left alone."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope.get("method") in ("POST", "PUT", "PATCH"):
+        if (
+            scope["type"] == "http"
+            and scope.get("method") in ("POST", "PUT", "PATCH")
+            and str(scope.get("path", "")).startswith(COMPAT_PREFIXES)
+        ):
             headers = list(scope.get("headers", []))
             ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"")
             if ctype.split(b";")[0].strip().lower() in _FORMISH:

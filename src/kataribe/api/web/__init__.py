@@ -1,0 +1,1 @@
+"""Serving the browser app: static files with a strict Content-Security-Policy."""

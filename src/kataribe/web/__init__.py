@@ -1,0 +1,1 @@
+"""The browser app: static files (no build step) and server-side HTML sanitizing."""

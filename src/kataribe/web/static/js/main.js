@@ -1,0 +1,84 @@
+// The app shell: language, theme, sidebar (chats grouped by character), and a hash router.
+import { api } from "./api.js";
+import { clear, el, toast } from "./dom.js";
+import { applyStatic, preferredLanguage, setLanguage, t } from "./i18n.js";
+
+const routes = {
+  chat: () => import("./pages/chat.js"),
+  characters: () => import("./pages/gallery.js"),
+  personas: () => import("./pages/personas.js"),
+  lorebooks: () => import("./pages/lorebooks.js"),
+  groups: () => import("./pages/groups.js"),
+  models: () => import("./pages/models.js"),
+};
+
+export const app = {
+  main: null,
+  panel: null,
+  refreshChats: async () => {},
+};
+
+async function route() {
+  const [name, ...args] = (location.hash.replace(/^#\/?/, "") || "characters").split("/");
+  const load = routes[name] || routes.characters;
+  clear(app.main);
+  app.panel.hidden = true;
+  clear(app.panel);
+  try {
+    const page = await load();
+    await page.show(app, ...args.map(decodeURIComponent));
+  } catch (err) {
+    app.main.append(el("p", { class: "error", text: t("error.generic", { message: err.message }) }));
+  }
+  for (const a of document.querySelectorAll(".nav a")) a.classList.toggle("active", location.hash.startsWith(a.getAttribute("href")));
+}
+
+async function refreshChats(query = "") {
+  const list = document.getElementById("chat-list");
+  const [chats, characters] = await Promise.all([api("/api/chats"), api("/api/characters")]);
+  const names = new Map(characters.map((c) => [c.id, c.name]));
+  const groups = new Map();
+  for (const chat of chats) {
+    if (query && !chat.title.toLowerCase().includes(query.toLowerCase())) continue;
+    const key = chat.character_id ? names.get(chat.character_id) || "?" : (chat.group_id ? "👥" : "?");
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(chat);
+  }
+  clear(list);
+  for (const [who, items] of groups) {
+    list.append(el("div", { class: "chat-group" },
+      el("div", { class: "chat-group-title", text: who }),
+      ...items.map((c) => el("a", { class: "chat-link", href: `#/chat/${c.id}`, dataset: { chatId: c.id },
+        text: `${c.title} · ${c.message_count}` }))));
+  }
+}
+
+function setTheme(theme) {
+  document.documentElement.dataset.theme = theme;
+  localStorage.setItem("kataribe.theme", theme);
+}
+
+async function start() {
+  app.main = document.getElementById("main");
+  app.panel = document.getElementById("panel");
+  app.refreshChats = refreshChats;
+  setTheme(localStorage.getItem("kataribe.theme") || (matchMedia("(prefers-color-scheme: light)").matches ? "light" : "dark"));
+  const lang = preferredLanguage();
+  const select = document.getElementById("lang-select");
+  select.value = lang;
+  await setLanguage(lang);
+  select.addEventListener("change", async () => { await setLanguage(select.value); route(); });
+  document.getElementById("theme-toggle").addEventListener("click", () =>
+    setTheme(document.documentElement.dataset.theme === "dark" ? "light" : "dark"));
+  document.getElementById("menu-toggle").addEventListener("click", () =>
+    document.getElementById("sidebar").classList.toggle("open"));
+  const search = document.getElementById("chat-search");
+  search.addEventListener("input", () => refreshChats(search.value).catch((e) => toast(e.message, "error")));
+  applyStatic(document);
+  window.addEventListener("hashchange", route);
+  await refreshChats().catch((e) => toast(e.message, "error"));
+  await route();
+  document.body.dataset.ready = "true";
+}
+
+start();

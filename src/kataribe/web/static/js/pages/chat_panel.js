@@ -1,0 +1,76 @@
+// The chat's side panel: persona, Author's Note, sampler, branches, prompt inspector, VN mode.
+import { api } from "../api.js";
+import { clear, el, toast } from "../dom.js";
+import { t } from "../i18n.js";
+
+const SAMPLER = [["temperature", 0.8, 0.05], ["top_p", 0.95, 0.01], ["top_k", 40, 1], ["min_p", 0.05, 0.01],
+  ["repeat_penalty", 1.0, 0.01], ["seed", "", 1]];
+
+export async function showSidePanel(app, state, { reload, setVn }) {
+  const panel = app.panel;
+  panel.hidden = false;
+  clear(panel);
+  const chat = state.chat;
+  const settings = chat.settings || {};
+  const sampler = settings.sampler || {};
+
+  const personas = await api("/api/personas");
+  const personaSelect = el("select", { id: "persona-select" },
+    el("option", { value: "", text: t("panel.none") }),
+    ...personas.map((p) => el("option", { value: p.id, text: p.name, selected: p.id === chat.persona_id })));
+
+  const note = el("textarea", { id: "author-note", rows: 3 });
+  note.value = chat.author_note.text;
+  const depth = el("input", { id: "author-note-depth", type: "number", min: 0, max: 1000, value: chat.author_note.depth });
+  const maxTokens = el("input", { id: "max-tokens", type: "number", min: 1, max: 8192, value: settings.max_tokens ?? 300 });
+  const fields = SAMPLER.map(([name, fallback, step]) => [name,
+    el("input", { id: `sampler-${name}`, type: "number", step, value: sampler[name] ?? fallback })]);
+
+  const save = el("button", { id: "save-chat-settings", class: "primary", type: "button", text: t("panel.save"), onclick: async () => {
+    const samplerOut = {};
+    for (const [name, input] of fields) if (input.value !== "") samplerOut[name] = Number(input.value);
+    try {
+      await api(`/api/chats/${chat.id}`, { method: "PATCH", body: {
+        persona_id: personaSelect.value ? Number(personaSelect.value) : null,
+        author_note: { text: note.value, depth: Number(depth.value) },
+        settings: { sampler: samplerOut, max_tokens: Number(maxTokens.value) },
+      } });
+      toast(t("panel.save"));
+      await reload();
+    } catch (err) { toast(err.message, "error"); }
+  } });
+
+  const tree = await api(`/api/chats/${chat.id}/tree`);
+  const branches = el("ul", { class: "branches", id: "branches" }, ...tree.leaves.map((leaf) =>
+    el("li", {}, el("button", { type: "button", class: leaf.id === tree.head_message_id ? "current" : "",
+      text: `${leaf.name || leaf.role}: ${leaf.content.slice(0, 40)}`, onclick: async () => {
+        await api(`/api/chats/${chat.id}/branch`, { method: "POST", body: { message_id: leaf.id } });
+        await reload();
+      } }))));
+
+  const inspector = el("pre", { class: "prompt-inspector", id: "prompt-inspector", hidden: true });
+  const inspect = el("button", { id: "inspect-prompt", type: "button", text: t("chat.prompt"), onclick: async () => {
+    const dry = await api(`/api/chats/${chat.id}/prompt`);
+    const lines = dry.sections.map((s) => `${s.section}: ${s.tokens}`);
+    lines.push(`total: ${dry.total_tokens} / ${dry.budget_tokens}`);
+    for (const l of dry.lore) lines.push(`lore ${l.book}/${l.uid} → ${l.placed} (${l.reason})`);
+    lines.push("", ...dry.messages.map((m) => `[${m.role}] ${m.content}`));
+    inspector.textContent = lines.join("\n");
+    inspector.hidden = false;
+  } });
+
+  const vnToggle = el("button", { id: "vn-toggle", type: "button", text: t("chat.vn"), onclick: async () => {
+    const { toggleVn } = await import("./vn.js");
+    setVn(await toggleVn(app, state));
+  } });
+
+  panel.append(
+    el("h3", { text: t("panel.persona") }), personaSelect,
+    el("h3", { text: t("panel.authorNote") }), note, el("label", {}, t("panel.depth"), depth),
+    el("h3", { text: t("panel.sampler") }),
+    el("label", {}, "max_tokens", maxTokens),
+    ...fields.map(([name, input]) => el("label", {}, name, input)),
+    save,
+    el("h3", { text: t("chat.branches") }), branches,
+    el("div", { class: "panel-buttons" }, inspect, vnToggle), inspector);
+}
