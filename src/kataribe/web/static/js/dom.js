@@ -50,3 +50,10 @@ export function toast(message, kind = "info") {
   document.body.append(box);
   setTimeout(() => box.remove(), 5000);
 }
+
+// A page's own stylesheet (static/css/<name>.css), loaded once.
+export function loadCss(name) {
+  const href = `/static/css/${name}.css`;
+  if (document.querySelector(`link[href="${href}"]`)) return;
+  document.head.append(el("link", { rel: "stylesheet", href }));
+}

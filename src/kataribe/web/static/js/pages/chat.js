@@ -23,6 +23,10 @@ export async function show(app, chatId) {
     state.messages = state.chat.messages;
     await renderAll();
     showSidePanel(app, state, { reload: load, setVn });
+    if (state.chat.group_id) {
+      const { mountGroupToolbar } = await import("./group_toolbar.js");
+      mountGroupToolbar(pane, state, { generate, reload: load });
+    }
     if (state.vn) state.vn.update(state);
   }
 
@@ -139,7 +143,14 @@ export async function show(app, chatId) {
     const text = input.value;
     if (!text.trim() || state.busy) return;
     input.value = "";
-    await generate(`/api/chats/${id}/messages`, { text });
+    if (state.chat.group_id) {
+      // in a group the members answer by the group's strategy, one after another
+      await api(`/api/chats/${id}/messages`, { method: "POST", body: { text, generate: false } });
+      await load();
+      await generate(`/api/chats/${id}/group/next`, {});
+    } else {
+      await generate(`/api/chats/${id}/messages`, { text });
+    }
     await load();
     app.refreshChats();
   }
