@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import select
@@ -211,11 +210,6 @@ def prompt_settings(chat: Chat) -> tuple[ChatPromptSettings, int]:
     )
 
 
-@lru_cache(maxsize=4096)
-def _cached_count(engine_id: int, text: str, counter: Any) -> int:
-    return int(counter(text))
-
-
 def plan_turn(
     ctx: RoleplayContext,
     session: Session,
@@ -285,7 +279,7 @@ def plan_turn(
         turn,
         settings,
         Budget(max_context=caps.n_ctx, reply_reserve=reply_tokens),
-        lambda text: _cached_count(id(ctx.engine), text, ctx.count_tokens),
+        ctx.count_tokens,
         rng=rng or random.Random(),
     )
     return TurnPlan(
