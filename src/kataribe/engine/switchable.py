@@ -33,7 +33,7 @@ class SwitchableEngine:
 
     def __init__(self, engine: Engine, factory: EngineFactory | None = None, *, label: str = "") -> None:
         self._engine: Engine | None = engine
-        self._factory = factory
+        self._factory = factory or _rebuild(engine)
         self.label = label
         self._lock = threading.Lock()
         self._loading: str | None = None
@@ -104,3 +104,12 @@ class SwitchableEngine:
             if self._engine is not None:
                 self._engine.close()
                 self._engine = None
+
+
+def _rebuild(engine: Engine) -> EngineFactory | None:
+    """How to load this engine again (both engines are built from a config object)."""
+    config = getattr(engine, "config", None)
+    if config is None:
+        return None
+    kind = type(engine)
+    return lambda: kind(config)  # type: ignore[call-arg]
