@@ -70,6 +70,8 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
 
     @app.get("/health", tags=["server"])
     async def health() -> dict[str, Any]:
+        if engine.loading is not None:
+            return {"status": "loading", "version": __version__, "model": engine.loading, "queue": 0}
         caps = engine.capabilities()
         return {
             "status": "ok",
