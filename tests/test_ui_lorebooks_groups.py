@@ -1,0 +1,232 @@
+"""The lorebook editor (import, filters, entry form, test box) and group chats (page, toolbar) in Chromium."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+from kataribe.engine.llamacpp import EmbeddedEngine
+from kataribe.settings import Settings
+from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.conftest import LiveServer, free_port
+
+HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=1">'
+
+
+@pytest.fixture(scope="module")
+def live(engine: EmbeddedEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    from kataribe.api.app import create_app
+
+    port = free_port()
+    settings = Settings(data_dir=tmp_path_factory.mktemp("ui-lore-groups"), port=port)
+    server = LiveServer(create_app(settings, engine), port).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def rest(live: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live.url + "/api", timeout=120) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium not found at {CHROMIUM}: install Debian's chromium package")
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture()
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    ctx = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
+    ctx.set_default_timeout(30_000)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture()
+def page(context: BrowserContext) -> Iterator[Page]:
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda err: errors.append(str(err)))
+    tab.on("dialog", lambda dialog: dialog.accept())
+    yield tab
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+def open_page(page: Page, live: LiveServer, route: str) -> None:
+    page.goto(f"{live.url}/#/{route}")
+    page.locator("body[data-ready=true]").wait_for()
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+def new_character(rest: httpx.Client, name: str) -> dict[str, Any]:
+    r = rest.post(
+        "/characters",
+        json={"name": name, "description": f"{name} is a cheerful baker.", "first_mes": f"Hi, I am {name}."},
+    )
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+def entry_of(rest: httpx.Client, book_id: int, uid: int) -> dict[str, Any]:
+    entries = rest.get(f"/lorebooks/{book_id}").json()["data"]["entries"]
+    return dict(next(e for e in entries if e["uid"] == uid))
+
+
+def test_eldoria_import_filter_edit_save_and_test_box_shows_why_entries_fire(
+    page: Page, live: LiveServer, rest: httpx.Client, fixtures_dir: Path
+) -> None:
+    open_page(page, live, "lorebooks")
+    page.locator("#lore-file").set_input_files(str(fixtures_dir / "sillytavern" / "Eldoria.json"))
+    row = page.locator("table.lore-books tr", has_text="Eldoria")
+    expect(row.locator(".lore-count")).to_have_text("4")
+    shot(page, "lorebooks.png")
+    book = next(b for b in rest.get("/lorebooks").json() if b["name"] == "Eldoria")
+    before = rest.get(f"/lorebooks/{book['id']}").json()["data"]
+    shadowfang = next(e for e in before["entries"] if e["uid"] == 1)
+
+    row.locator("a.lore-open").click()
+    page.locator("#lore-entries").wait_for()
+    rows = page.locator("#lore-entries tbody tr")
+    expect(rows).to_have_count(4)
+    page.locator("#lore-filter-text").fill("shadowfang")  # a key of #1, named in the content of #0 and #2
+    expect(rows).to_have_count(3)
+    page.locator("#lore-filter-text").fill("MONSTERS")  # only #1's keys
+    expect(rows).to_have_count(1)
+    expect(page.locator("#lore-shown")).to_have_text("1 of 4 entries")
+    page.locator("#lore-filter-state").select_option("disabled")
+    expect(rows).to_have_count(sum(1 for e in before["entries"] if e["disabled"] and "monsters" in e["keys"]))
+    page.locator("#lore-filter-state").select_option("")
+    rows.first.click()
+    expect(page.locator("#lore-entry-keys")).to_have_value("\n".join(shadowfang["keys"]))
+
+    page.locator("#lore-entry-keys").fill("shadowfang\nwolfbeast")
+    page.locator("#lore-entry-content").fill("Shadowfangs are wolf-like beasts of the dark forest.")
+    page.locator("#lore-entry-position").select_option("at_depth")
+    page.locator("#lore-save").click()
+    expect(page.locator("#lore-status")).to_have_text("Saved.")
+
+    saved = entry_of(rest, book["id"], 1)
+    assert saved["keys"] == ["shadowfang", "wolfbeast"]
+    assert saved["content"] == "Shadowfangs are wolf-like beasts of the dark forest."
+    assert saved["position"] == "at_depth"
+    untouched = {k: v for k, v in shadowfang.items() if k not in ("keys", "content", "position")}
+    assert {k: saved[k] for k in untouched} == untouched  # every other field survives the editor's save
+    other = entry_of(rest, book["id"], 0)
+    assert other == next(e for e in before["entries"] if e["uid"] == 0)
+
+    page.locator("#lore-filter-text").fill("")
+    page.locator("#lore-filter-position").select_option("at_depth")
+    expect(rows).to_have_count(1)
+
+    page.locator("#lore-test-text").fill("A wolfbeast howls somewhere in the night.")
+    page.locator("#lore-test-run").click()
+    fired = page.locator('#lore-fired li[data-uid="1"]')
+    expect(fired).to_be_visible()
+    expect(fired.locator(".lore-reason")).to_contain_text("wolfbeast")
+    # the edited content says "forest", one of #0's keys: #0 fires by recursion
+    expect(page.locator('#lore-fired li[data-uid="0"] .lore-reason')).to_contain_text("forest")
+    page.locator("#lore-test-results").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "lorebook_test.png"))
+
+    page.locator("#lore-test-text").fill("Good morning, how was the bread?")
+    page.locator("#lore-test-run").click()
+    expect(page.locator("#lore-test-results")).to_contain_text("Nothing fires for this text.")
+
+
+def test_editor_adds_an_entry_and_shows_hostile_text_as_text(
+    page: Page, live: LiveServer, rest: httpx.Client
+) -> None:
+    entry = {"uid": 7, "keys": [HOSTILE], "comment": HOSTILE, "content": HOSTILE}
+    r = rest.post("/lorebooks", json={"name": HOSTILE, "data": {"name": "x", "entries": [entry]}})
+    assert r.status_code == 201, r.text
+    book_id = r.json()["id"]
+    open_page(page, live, f"lorebooks/{book_id}")
+    label = page.locator('#lore-entries tr[data-uid="7"] .lore-label')
+    expect(label).to_have_text(HOSTILE)
+    expect(page.locator("main img")).to_have_count(0)
+    expect(page.locator("main script")).to_have_count(0)
+
+    page.locator("#lore-add-entry").click()
+    page.locator("#lore-entry-comment").fill("Harbour")
+    page.locator("#lore-entry-keys").fill("harbour\nport")
+    page.locator("#lore-entry-sticky").fill("2")
+    page.locator("#lore-entry-case-sensitive").select_option("true")
+    page.locator("#lore-entry-selective-logic").select_option("3")
+    page.locator("#lore-save").click()
+    expect(page.locator("#lore-status")).to_have_text("Saved.")
+    added = entry_of(rest, book_id, 8)
+    expected = {"comment": "Harbour", "keys": ["harbour", "port"], "sticky": 2, "case_sensitive": True}
+    assert {k: added[k] for k in expected} == expected
+    assert added["selective_logic"] == 3  # AND ALL
+    assert entry_of(rest, book_id, 7)["content"] == HOSTILE
+
+
+def test_group_page_then_toolbar_next_turn_and_force_talk_use_the_real_model(
+    page: Page, live: LiveServer, rest: httpx.Client
+) -> None:
+    aiko, bento = new_character(rest, "Aiko"), new_character(rest, "Bento")
+    open_page(page, live, "groups")
+    page.locator("#group-name").fill("Tea Party")
+    for who in (aiko, bento):
+        page.locator("#group-add-select").select_option(str(who["id"]))
+        page.locator("#group-add").click()
+    members = page.locator("#group-members li.group-member")
+    expect(members).to_have_count(2)
+    page.locator(f'#group-members li[data-character-id="{aiko["id"]}"] .member-mute').check()
+    page.locator("#group-save").click()
+    page.wait_for_url(re.compile(r"#/groups/\d+$"))
+    group_id = int(page.url.rsplit("/", 1)[1])
+    assert [m["muted"] for m in rest.get(f"/groups/{group_id}").json()["members"]] == [True, False]
+
+    page.locator("#group-members li.group-member").first.wait_for()
+    page.locator(f'#group-members li[data-character-id="{aiko["id"]}"] .member-mute').uncheck()
+    page.locator("#group-strategy").select_option("list")
+    page.locator("#group-save").click()
+    expect(page.locator(".toast", has_text="Saved.").last).to_be_visible()
+    group = rest.get(f"/groups/{group_id}").json()
+    assert [m["muted"] for m in group["members"]] == [False, False]
+    assert group["activation_strategy"] == "list"
+    shot(page, "groups.png")
+
+    page.locator("#group-start").click()
+    page.wait_for_url(re.compile(r"#/chat/\d+$"))
+    chat_id = int(page.url.rsplit("/", 1)[1])
+    r = rest.patch(f"/chats/{chat_id}", json={"settings": {"max_tokens": 8, "sampler": {"seed": 3}}})
+    assert r.status_code == 200, r.text
+    messages = page.locator("#messages .message")
+    expect(messages).to_have_count(2)  # both greetings
+    toolbar = page.locator("#group-toolbar")
+    expect(toolbar.locator(".group-force")).to_have_text(["Talk: Aiko", "Talk: Bento"])
+
+    # list strategy after Bento's greeting: Aiko speaks (no self-responses for Bento)
+    toolbar.locator("#group-next").click()
+    expect(messages.last.locator(".speaker")).to_have_text("Aiko", timeout=60_000)  # "…" while live
+    expect(messages).to_have_count(3)
+    toolbar.locator(f'.group-force[data-character-id="{bento["id"]}"]').click()
+    expect(messages.last.locator(".speaker")).to_have_text("Bento", timeout=60_000)  # "…" while live
+    expect(messages).to_have_count(4)
+    stored = rest.get(f"/chats/{chat_id}").json()["messages"]
+    assert [m["character_id"] for m in stored[-2:]] == [aiko["id"], bento["id"]]
+    assert all(m["content"].strip() for m in stored[-2:])
+
+    toolbar.locator("#group-auto").click()
+    expect(page.locator("#group-auto")).to_have_text("Auto-mode: on")
+    page.locator("#group-auto").click()
+    expect(page.locator("#group-auto")).to_have_text("Auto-mode: off")
+    shot(page, "group_chat.png")
