@@ -43,7 +43,10 @@ def chats_router(rp: RoleplayServices) -> APIRouter:
 
     @router.get("/chats/{chat_id}")
     def get_chat(chat_id: int, limit: int | None = None) -> dict[str, Any]:
-        return chats.view(chat_id, limit=limit)
+        view = chats.view(chat_id, limit=limit)
+        if view["group_id"] is not None:
+            view["auto_mode"] = rp.groups.auto_running(chat_id)
+        return view
 
     @router.patch("/chats/{chat_id}")
     def patch_chat(chat_id: int, body: ChatPatch) -> dict[str, Any]:

@@ -21,7 +21,7 @@ const AUTO_POLL_MS = 2000;
 export async function mountGroupToolbar(pane, state, { generate, reload }) {
   loadCss("groups");
   const chatId = state.chat.id;
-  const kept = (state.groupToolbar ??= { members: null, auto: false, timer: null });
+  const kept = (state.groupToolbar ??= { members: null, auto: Boolean(state.chat.auto_mode), timer: null });
   const bar = el("div", { class: "group-toolbar", id: "group-toolbar", role: "toolbar" });
   const old = pane.querySelector(".group-toolbar");
   if (old) old.replaceWith(bar);
