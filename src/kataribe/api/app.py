@@ -22,7 +22,10 @@ from kataribe.api.roleplay.library import library_router
 from kataribe.api.roleplay.services import RoleplayServices
 from kataribe.api.roleplay.transfer import transfer_router
 from kataribe.api.security import AccessGuard, JsonByDefault, allowed_host_names
+from kataribe.api.web.connection import connection_router
+from kataribe.api.web.expressions import expressions_router
 from kataribe.api.web.headers import SecurityHeaders
+from kataribe.api.web.presets import presets_router
 from kataribe.api.web.router import STATIC, web_router
 from kataribe.engine.base import Engine
 from kataribe.engine.switchable import SwitchableEngine
@@ -92,6 +95,9 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
     library.current_path = _model_path(engine)
     app.state.models = library
     app.include_router(models_router(library, library.load))
+    app.include_router(expressions_router(roleplay))
+    app.include_router(presets_router(roleplay))
+    app.include_router(connection_router(library))
     app.include_router(openai_router(OpenAIServing(engine)))
     app.include_router(web_router(engine))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

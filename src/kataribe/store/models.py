@@ -356,3 +356,22 @@ class ModelEntry(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(MutableDict.as_mutable(JSON()), default=dict)
     added_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+PRESET_KINDS = ("sampler", "system_prompt")
+
+
+class Preset(Base):
+    """A named set of chat settings to reuse: sampler values, or a system prompt and post-history text."""
+
+    __tablename__ = "presets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    name: Mapped[str] = mapped_column(String)
+    data: Mapped[dict[str, Any]] = mapped_column(MutableDict.as_mutable(JSON()), default=dict)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    @validates("kind")
+    def _check_kind(self, _key: str, value: object) -> str:
+        return _choice("kind", value, PRESET_KINDS)

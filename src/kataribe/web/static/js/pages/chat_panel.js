@@ -1,7 +1,9 @@
 // The chat's side panel: persona, Author's Note, sampler, branches, prompt inspector, VN mode.
 import { api } from "../api.js";
 import { clear, el, toast } from "../dom.js";
-import { t } from "../i18n.js";
+import { addMessages, t } from "../i18n.js";
+
+addMessages({ en: { "panel.presets": "Presets", "panel.apply": "Apply" }, ja: { "panel.presets": "プリセット", "panel.apply": "適用" } });
 
 const SAMPLER = [["temperature", 0.8, 0.05], ["top_p", 0.95, 0.01], ["top_k", 40, 1], ["min_p", 0.05, 0.01],
   ["repeat_penalty", 1.0, 0.01], ["seed", "", 1]];
@@ -40,6 +42,17 @@ export async function showSidePanel(app, state, { reload, setVn }) {
     } catch (err) { toast(err.message, "error"); }
   } });
 
+  const presets = await api("/api/presets").catch(() => []);
+  const presetSelect = el("select", { id: "preset-select" }, el("option", { value: "", text: t("panel.none") }),
+    ...presets.map((p) => el("option", { value: p.id, text: `${p.kind}: ${p.name}` })));
+  const applyPreset = el("button", { id: "apply-preset", type: "button", text: t("panel.apply"), onclick: async () => {
+    if (!presetSelect.value) return;
+    try {
+      await api(`/api/presets/${presetSelect.value}/apply`, { method: "POST", body: { chat_id: chat.id } });
+      await reload();
+    } catch (err) { toast(err.message, "error"); }
+  } });
+
   const tree = await api(`/api/chats/${chat.id}/tree`);
   const branches = el("ul", { class: "branches", id: "branches" }, ...tree.leaves.map((leaf) =>
     el("li", {}, el("button", { type: "button", class: leaf.id === tree.head_message_id ? "current" : "",
@@ -71,6 +84,7 @@ export async function showSidePanel(app, state, { reload, setVn }) {
     el("label", {}, "max_tokens", maxTokens),
     ...fields.map(([name, input]) => el("label", {}, name, input)),
     save,
+    el("h3", { text: t("panel.presets") }), el("div", { class: "panel-buttons" }, presetSelect, applyPreset),
     el("h3", { text: t("chat.branches") }), branches,
     el("div", { class: "panel-buttons" }, inspect, vnToggle), inspector);
 }
