@@ -23,6 +23,7 @@ async function route() {
   const load = routes[name] || routes.characters;
   clear(app.main);
   app.panel.hidden = true;
+  app.panel.classList.remove("open");
   clear(app.panel);
   try {
     const page = await load();
@@ -31,6 +32,7 @@ async function route() {
     app.main.append(el("p", { class: "error", text: t("error.generic", { message: err.message }) }));
   }
   for (const a of document.querySelectorAll(".nav a")) a.classList.toggle("active", location.hash.startsWith(a.getAttribute("href")));
+  document.getElementById("panel-toggle").hidden = app.panel.hidden;
 }
 
 async function refreshChats(query = "") {
@@ -72,6 +74,7 @@ async function start() {
     setTheme(document.documentElement.dataset.theme === "dark" ? "light" : "dark"));
   document.getElementById("menu-toggle").addEventListener("click", () =>
     document.getElementById("sidebar").classList.toggle("open"));
+  document.getElementById("panel-toggle").addEventListener("click", () => app.panel.classList.toggle("open"));
   const search = document.getElementById("chat-search");
   search.addEventListener("input", () => refreshChats(search.value).catch((e) => toast(e.message, "error")));
   applyStatic(document);
