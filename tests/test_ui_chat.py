@@ -423,3 +423,27 @@ def test_cross_site_write_is_refused_and_same_site_works(
     assert rest.post("/chats", json=body).status_code == 201
     assert rest.post("/chats", json=body, headers={"Origin": live.url}).status_code == 201
     assert len(rest.get("/chats").json()) == before + 2
+
+
+def test_side_panel_links_a_lorebook_and_turns_enter_to_send_off(
+    page: Page, live: LiveServer, rest: httpx.Client, seraphina: dict[str, Any]
+) -> None:
+    chat_id = new_chat(rest, seraphina)
+    data = {
+        "name": "Panel book",
+        "entries": [{"uid": 1, "constant": True, "content": "The panel lore is here."}],
+    }
+    book = rest.post("/lorebooks", json={"name": "Panel book", "data": data}).json()
+    open_chat(page, live, chat_id)
+    page.locator("#chat-lorebook").select_option(str(book["id"]))
+    page.locator("#link-lorebook").click()
+    page.get_by_text("Linked").wait_for()
+    fired = rest.get(f"/chats/{chat_id}/prompt").json()["lore"]
+    assert [entry["book"] for entry in fired] == ["Panel book"]
+    page.locator("#enter-sends").uncheck()
+    before = len(messages(rest, chat_id))
+    page.locator("#composer").fill("no send on Enter")
+    page.locator("#composer").press("Enter")
+    assert len(messages(rest, chat_id)) == before
+    assert "no send on Enter" in page.locator("#composer").input_value()
+    page.locator("#enter-sends").check()

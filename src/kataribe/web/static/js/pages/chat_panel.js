@@ -3,7 +3,12 @@ import { api } from "../api.js";
 import { clear, el, toast } from "../dom.js";
 import { addMessages, t } from "../i18n.js";
 
-addMessages({ en: { "panel.presets": "Presets", "panel.apply": "Apply" }, ja: { "panel.presets": "プリセット", "panel.apply": "適用" } });
+addMessages({
+  en: { "panel.presets": "Presets", "panel.apply": "Apply", "panel.lorebook": "Lorebook for this chat", "panel.link": "Link",
+    "panel.linked": "Linked" },
+  ja: { "panel.presets": "プリセット", "panel.apply": "適用", "panel.lorebook": "このチャットのロアブック", "panel.link": "追加",
+    "panel.linked": "追加しました" },
+});
 
 const SAMPLER = [["temperature", 0.8, 0.05], ["top_p", 0.95, 0.01], ["top_k", 40, 1], ["min_p", 0.05, 0.01],
   ["repeat_penalty", 1.0, 0.01], ["seed", "", 1]];
@@ -53,6 +58,21 @@ export async function showSidePanel(app, state, { reload, setVn }) {
     } catch (err) { toast(err.message, "error"); }
   } });
 
+  const books = await api("/api/lorebooks").catch(() => []);
+  const bookSelect = el("select", { id: "chat-lorebook" }, el("option", { value: "", text: t("panel.none") }),
+    ...books.map((b) => el("option", { value: b.id, text: b.name })));
+  const linkBook = el("button", { id: "link-lorebook", type: "button", text: t("panel.link"), onclick: async () => {
+    if (!bookSelect.value) return;
+    try {
+      await api(`/api/lorebooks/${bookSelect.value}/links`, { method: "POST", body: { chat_id: chat.id } });
+      toast(t("panel.linked"));
+    } catch (err) { toast(err.message, "error"); }
+  } });
+
+  const enterSends = el("input", { id: "enter-sends", type: "checkbox",
+    checked: localStorage.getItem("kataribe.enterSends") !== "false",
+    onchange: (event) => localStorage.setItem("kataribe.enterSends", String(event.target.checked)) });
+
   const tree = await api(`/api/chats/${chat.id}/tree`);
   const branches = el("ul", { class: "branches", id: "branches" }, ...tree.leaves.map((leaf) =>
     el("li", {}, el("button", { type: "button", class: leaf.id === tree.head_message_id ? "current" : "",
@@ -84,6 +104,8 @@ export async function showSidePanel(app, state, { reload, setVn }) {
     el("label", {}, "max_tokens", maxTokens),
     ...fields.map(([name, input]) => el("label", {}, name, input)),
     save,
+    el("h3", { text: t("panel.lorebook") }), el("div", { class: "panel-buttons" }, bookSelect, linkBook),
+    el("label", {}, t("chat.enterSends"), enterSends),
     el("h3", { text: t("panel.presets") }), el("div", { class: "panel-buttons" }, presetSelect, applyPreset),
     el("h3", { text: t("chat.branches") }), branches,
     el("div", { class: "panel-buttons" }, inspect, vnToggle), inspector);
