@@ -439,7 +439,7 @@ def test_side_panel_links_a_lorebook_and_turns_enter_to_send_off(
     page.locator("#link-lorebook").click()
     page.get_by_text("Linked").wait_for()
     fired = rest.get(f"/chats/{chat_id}/prompt").json()["lore"]
-    assert [entry["book"] for entry in fired] == ["Panel book"]
+    assert "Panel book" in [entry["book"] for entry in fired]
     page.locator("#enter-sends").uncheck()
     before = len(messages(rest, chat_id))
     page.locator("#composer").fill("no send on Enter")
