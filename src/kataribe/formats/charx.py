@@ -6,7 +6,6 @@ import base64
 import binascii
 import copy
 import io
-import struct
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -15,6 +14,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from kataribe.errors import InvalidRequest
+from kataribe.formats.safezip import SafeZip, ZipLimits, unsafe_member_name_reason
 
 MIB = 1024 * 1024
 MAX_CHARX_BYTES = 256 * MIB
@@ -27,19 +27,6 @@ RATIO_CHECK_MIN_BYTES = 1 * MIB
 CARD_MEMBER = "card.json"
 EMBEDDED_URI_PREFIXES = ("embeded://", "embedded://")  # the spec's spelling first; both are in the wild
 
-_READ_BLOCK = 1 * MIB
-# What zipfile raises on hostile archives besides BadZipFile ("zip file version 6.4" is NotImplementedError).
-_ZIP_ERRORS = (
-    zipfile.BadZipFile,
-    zipfile.LargeZipFile,
-    zlib.error,
-    EOFError,
-    OSError,
-    ValueError,
-    struct.error,
-    NotImplementedError,
-    RuntimeError,
-)
 _IMAGE_EXTS = ("png", "jpg", "jpeg", "webp", "gif", "avif", "bmp", "svg")
 _AUDIO_EXTS = ("mp3", "wav", "ogg", "opus", "m4a", "flac")
 _VIDEO_EXTS = ("mp4", "webm", "mkv", "mov", "avi")
@@ -70,98 +57,20 @@ def is_zip(data: bytes) -> bool:
     return data.startswith((b"PK\x03\x04", b"PK\x05\x06"))
 
 
-def unsafe_member_name_reason(name: str) -> str | None:
-    """Why a member name could escape an extraction folder or differ between systems; None if safe."""
-    if not name:
-        return "has an empty name"
-    if "\\" in name:
-        return "contains a backslash"
-    if name.startswith("/") or (len(name) >= 2 and name[1] == ":"):
-        return "is an absolute path"
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        return "contains control characters"
-    parts = name[:-1].split("/") if name.endswith("/") else name.split("/")
-    if ".." in parts:
-        return "contains a '..' component"
-    if any(part in ("", ".") for part in parts):
-        return "contains an empty or '.' component"
-    return None
+CHARX_LIMITS = ZipLimits(
+    max_bytes=MAX_CHARX_BYTES,
+    max_members=MAX_MEMBERS,
+    max_total=MAX_TOTAL_UNCOMPRESSED,
+    max_ratio=MAX_COMPRESSION_RATIO,
+    ratio_min_bytes=RATIO_CHECK_MIN_BYTES,
+)
 
 
-class CharxReader:
+class CharxReader(SafeZip):
     """A checked view of a CHARX archive: every limit is enforced before any member is inflated."""
 
     def __init__(self, data: bytes) -> None:
-        if len(data) > MAX_CHARX_BYTES:
-            raise CharxFormatError(
-                f"The CHARX file is {len(data) // MIB} MiB; the limit is {MAX_CHARX_BYTES // MIB} MiB."
-            )
-        try:
-            self._zip = zipfile.ZipFile(io.BytesIO(data))
-            infos = self._zip.infolist()
-        except _ZIP_ERRORS as exc:
-            raise CharxFormatError(f"The file is not a readable zip archive ({exc}).") from None
-        if len(infos) > MAX_MEMBERS:
-            raise CharxFormatError(f"The CHARX archive has {len(infos)} members; the limit is {MAX_MEMBERS}.")
-        self._infos: dict[str, zipfile.ZipInfo] = {}
-        total = 0
-        for info in infos:
-            self._check_member(info)
-            if info.filename in self._infos:
-                raise CharxFormatError(
-                    f"The CHARX archive holds {info.filename!r} twice; refused as ambiguous."
-                )
-            total += info.file_size
-            self._infos[info.filename] = info
-        if total > MAX_TOTAL_UNCOMPRESSED:
-            raise CharxFormatError(
-                f"The CHARX archive expands to {total // MIB} MiB; "
-                f"the limit is {MAX_TOTAL_UNCOMPRESSED // MIB} MiB."
-            )
-        self.names = frozenset(name for name in self._infos if not name.endswith("/"))
-        # zipfile shifts offsets by any bytes before the archive (RisuAI's JPEG-with-zip export).
-        start = min((info.header_offset for info in infos), default=len(data))
-        self.prefix = data[: max(0, min(start, len(data)))]
-
-    @staticmethod
-    def _check_member(info: zipfile.ZipInfo) -> None:
-        name = info.filename
-        reason = unsafe_member_name_reason(name)
-        if reason is not None:
-            raise CharxFormatError(f"The CHARX member {name!r} {reason}; the archive is refused.")
-        if info.flag_bits & 0x1:
-            raise CharxFormatError(
-                f"The CHARX member {name!r} is encrypted; export the card without a password."
-            )
-        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise CharxFormatError(
-                f"The CHARX member {name!r} uses compression method {info.compress_type}; "
-                "only stored and deflate are supported."
-            )
-        if info.file_size > RATIO_CHECK_MIN_BYTES and info.file_size > MAX_COMPRESSION_RATIO * max(
-            info.compress_size, 1
-        ):
-            raise CharxFormatError(
-                f"The CHARX member {name!r} expands more than {MAX_COMPRESSION_RATIO}:1 "
-                f"({info.compress_size} to {info.file_size} bytes); refused as a zip bomb."
-            )
-
-    def read(self, name: str) -> bytes:
-        info = self._infos.get(name)
-        if info is None or name not in self.names:
-            raise CharxFormatError(f"The CHARX archive has no member {name!r}.")
-        out = bytearray()
-        try:
-            with self._zip.open(info) as member:
-                while block := member.read(_READ_BLOCK):
-                    out += block
-                    if len(out) > info.file_size:  # zipfile caps output at file_size; never trust that alone
-                        raise CharxFormatError(f"The CHARX member {name!r} is larger than its header says.")
-        except _ZIP_ERRORS as exc:
-            raise CharxFormatError(
-                f"The CHARX member {name!r} cannot be read ({exc}); the file is damaged."
-            ) from None
-        return bytes(out)
+        super().__init__(data, CHARX_LIMITS, what="CHARX", error=CharxFormatError)
 
 
 def _safe_segment(text: str, limit: int) -> str:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from kataribe.engine.base import ChatMessage, Engine, GenerationRequest, SamplingParams
 from kataribe.errors import InvalidRequest, KataribeError
-from kataribe.formats.charx import unsafe_member_name_reason
+from kataribe.formats.safezip import SafeZip, ZipLimits
 from kataribe.services.context import RoleplayContext
 from kataribe.store.assets import remember_asset, sniff_mime
 from kataribe.store.chats import ChatRepository
@@ -60,8 +58,13 @@ MAX_SPRITE_ZIP_BYTES = 64 * MIB
 MAX_SPRITE_MEMBERS = 500
 MAX_SPRITE_BYTES = 16 * MIB
 MAX_SPRITE_TOTAL_BYTES = 256 * MIB
-MAX_COMPRESSION_RATIO = 100
-_RATIO_CHECK_MIN_BYTES = 64 * 1024
+SPRITE_ZIP_LIMITS = ZipLimits(
+    max_bytes=MAX_SPRITE_ZIP_BYTES,
+    max_members=MAX_SPRITE_MEMBERS,
+    max_total=MAX_SPRITE_TOTAL_BYTES,
+    max_member=MAX_SPRITE_BYTES,
+    ratio_min_bytes=64 * 1024,
+)
 _IMAGE_EXTS = frozenset({"png", "webp", "gif", "jpg", "jpeg"})
 # Files that archivers add on their own; they are skipped, not refused.
 _ARCHIVER_NOISE = ("__MACOSX/", ".DS_Store", "Thumbs.db", "desktop.ini")
@@ -166,66 +169,16 @@ def _is_noise(name: str) -> bool:
     return name.startswith(_ARCHIVER_NOISE[0]) or base in _ARCHIVER_NOISE[1:] or base.startswith("._")
 
 
-def _check_member(info: zipfile.ZipInfo) -> None:
-    name = info.filename
-    reason = unsafe_member_name_reason(name)
-    if reason is not None:
-        raise SpriteZipError(f"The zip member {name[:120]!r} {reason}; the archive is refused.")
-    if info.flag_bits & 0x1:
-        raise SpriteZipError(
-            f"The zip member {name[:120]!r} is encrypted; zip the sprites without a password."
-        )
-    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-        raise SpriteZipError(
-            f"The zip member {name[:120]!r} uses compression method {info.compress_type}; "
-            "only stored and deflate are supported."
-        )
-    if info.file_size > MAX_SPRITE_BYTES:
-        raise SpriteZipError(
-            f"The sprite {name[:120]!r} is {info.file_size // MIB} MiB; each sprite may be at most "
-            f"{MAX_SPRITE_BYTES // MIB} MiB."
-        )
-    if info.file_size > _RATIO_CHECK_MIN_BYTES and info.file_size > MAX_COMPRESSION_RATIO * max(
-        info.compress_size, 1
-    ):
-        raise SpriteZipError(
-            f"The zip member {name[:120]!r} expands more than {MAX_COMPRESSION_RATIO}:1; "
-            "refused as a zip bomb."
-        )
-
-
-def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
-    out = bytearray()
-    with archive.open(info) as member:
-        while block := member.read(64 * 1024):
-            out += block
-            if len(out) > info.file_size:  # never trust the header's size alone
-                raise SpriteZipError(
-                    f"The zip member {info.filename[:120]!r} is larger than its header says."
-                )
-    return bytes(out)
-
-
 def read_sprite_zip(data: bytes) -> list[SpriteFile]:
     """The sprites of a zip of ``<label>.png|webp|gif|jpg`` files (SillyTavern's sprite folders).
 
     Every limit is checked before anything is inflated; each image is sniffed by its bytes. Files
     that are not named like images are skipped; a file named like an image that is not one is refused.
     """
-    if len(data) > MAX_SPRITE_ZIP_BYTES:
-        raise SpriteZipError(f"The zip is larger than {MAX_SPRITE_ZIP_BYTES // MIB} MiB.")
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        infos = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
-        raise SpriteZipError(f"The file is not a readable zip archive ({str(exc)[:120]}).") from None
-    if len(infos) > MAX_SPRITE_MEMBERS:
-        raise SpriteZipError(f"The zip has {len(infos)} files; the limit is {MAX_SPRITE_MEMBERS}.")
-    wanted: list[tuple[str, zipfile.ZipInfo]] = []
+    archive = SafeZip(data, SPRITE_ZIP_LIMITS, what="sprite zip", error=SpriteZipError)
+    wanted: list[tuple[str, str]] = []
     seen: dict[str, str] = {}
-    total = 0
-    for info in infos:
-        _check_member(info)
+    for info in archive.infos.values():
         if info.is_dir() or _is_noise(info.filename):
             continue
         label = sprite_label_of(info.filename)
@@ -242,26 +195,18 @@ def read_sprite_zip(data: bytes) -> list[SpriteFile]:
                 f"{info.filename[:120]!r}); keep one."
             )
         seen[label] = info.filename
-        total += info.file_size
-        wanted.append((label, info))
-    if total > MAX_SPRITE_TOTAL_BYTES:
-        raise SpriteZipError(f"The sprites expand to more than {MAX_SPRITE_TOTAL_BYTES // MIB} MiB.")
+        wanted.append((label, info.filename))
     if not wanted:
         raise SpriteZipError(
             "The zip holds no sprites. Put images named after emotions in it (joy.png, anger.webp, ...)."
         )
     sprites = []
-    for label, info in wanted:
-        try:
-            content = _read_member(archive, info)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
-            raise SpriteZipError(
-                f"The zip member {info.filename[:120]!r} cannot be read ({str(exc)[:120]})."
-            ) from None
+    for label, name in wanted:
+        content = archive.read(name)
         mime = sniff_mime(content)
         if mime is None:
             raise SpriteZipError(
-                f"{info.filename[:120]!r} is not a PNG, JPEG, WebP or GIF image; the archive is refused."
+                f"{name[:120]!r} is not a PNG, JPEG, WebP or GIF image; the archive is refused."
             )
         sprites.append(SpriteFile(label=label, data=content, mime=mime))
     return sprites
