@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -332,7 +333,7 @@ def test_persona_is_created_edited_and_made_default(
 
 
 def test_hostile_card_shows_as_text_in_gallery_and_editor_and_runs_nothing(
-    browser: Browser, live: LiveServer, rest: httpx.Client
+    browser: Browser, live: LiveServer, rest: httpx.Client, tmp_path: Path
 ) -> None:
     fields: dict[str, str | list[str]] = {name: HOSTILE for name in CARD_TEXT_FIELDS}
     fields |= {
@@ -340,16 +341,22 @@ def test_hostile_card_shows_as_text_in_gallery_and_editor_and_runs_nothing(
         "alternate_greetings": [HOSTILE],
         "group_only_greetings": [HOSTILE],
     }
-    r = rest.post("/characters", json=fields)
-    assert r.status_code == 201, r.text
-    cid = r.json()["id"]
     rest.post("/personas", json={"name": HOSTILE, "description": HOSTILE})
+    hostile_file = tmp_path / "hostile.json"
+    hostile_file.write_text(json.dumps({"spec": "chara_card_v2", "spec_version": "2.0", "data": fields}))
+    before = {c["id"] for c in rest.get("/characters").json()}
 
     # Without the CSP, nothing but the page's own care stands between the text and the DOM.
     ctx = _context(browser, bypass_csp=True)
     try:
         page = ctx.new_page()
         goto(page, live, "#/characters")
+        page.set_input_files("#card-file", str(hostile_file))  # imported like any card a user downloads
+        deadline = time.monotonic() + 30
+        while not (new := {c["id"] for c in rest.get("/characters").json()} - before):
+            assert time.monotonic() < deadline, "the hostile card was not imported"
+            time.sleep(0.1)
+        (cid,) = new
         card = card_of(page, cid)
         expect(card.locator(".card-name")).to_have_text(HOSTILE)
         for tag in (SCRIPT, IMG, LINK):

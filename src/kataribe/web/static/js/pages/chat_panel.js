@@ -5,9 +5,9 @@ import { addMessages, t } from "../i18n.js";
 
 addMessages({
   en: { "panel.presets": "Presets", "panel.apply": "Apply", "panel.lorebook": "Lorebook for this chat", "panel.link": "Link",
-    "panel.linked": "Linked" },
+    "panel.linked": "Linked", "panel.editCharacter": "Character card…", "panel.editGroup": "Group…" },
   ja: { "panel.presets": "プリセット", "panel.apply": "適用", "panel.lorebook": "このチャットのロアブック", "panel.link": "追加",
-    "panel.linked": "追加しました" },
+    "panel.linked": "追加しました", "panel.editCharacter": "キャラクターカード…", "panel.editGroup": "グループ…" },
 });
 
 const SAMPLER = [["temperature", 0.8, 0.05], ["top_p", 0.95, 0.01], ["top_k", 40, 1], ["min_p", 0.05, 0.01],
@@ -97,7 +97,11 @@ export async function showSidePanel(app, state, { reload, setVn }) {
     setVn(await toggleVn(app, state));
   } });
 
+  const who = chat.character_id
+    ? el("a", { id: "panel-character", href: `#/characters/${chat.character_id}`, text: t("panel.editCharacter") })
+    : el("a", { id: "panel-character", href: `#/groups/${chat.group_id}`, text: t("panel.editGroup") });
   panel.append(
+    who,
     el("h3", { text: t("panel.persona") }), personaSelect,
     el("h3", { text: t("panel.authorNote") }), note, el("label", {}, t("panel.depth"), depth),
     el("h3", { text: t("panel.sampler") }),
