@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 CHROMIUM = os.environ.get("KATARIBE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -15,3 +16,9 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+def shot(page: Any, name: str) -> None:
+    """A full-page screenshot into test-artifacts/."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)

@@ -99,6 +99,28 @@ def server(engine: EmbeddedEngine, data_dir: Path) -> Iterator[LiveServer]:
     live.stop()
 
 
+def serve(engine: object, data_dir: Path, **settings: object) -> LiveServer:
+    """A live server on a free port over ``engine`` (tests stop it themselves)."""
+    port = free_port()
+    app = create_app(Settings(data_dir=data_dir, port=port, **settings), engine)  # type: ignore[arg-type]
+    return LiveServer(app, port).start()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """One Debian Chromium for every browser test, driven by Playwright (never `playwright install`)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import CHROMIUM, CHROMIUM_ARGS
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium not found at {CHROMIUM}: install Debian's chromium (scripts/test does)")
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
 @pytest.fixture(autouse=True)
 def _isolated_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # Tests never read or write the user's real data dir or config.

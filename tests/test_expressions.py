@@ -10,12 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from kataribe.api.app import create_app
-from kataribe.api.web.connection import connection_router
-from kataribe.api.web.expressions import expressions_router
-from kataribe.api.web.presets import presets_router
 from kataribe.engine.llamacpp import EmbeddedEngine
 from kataribe.engine.remote import RemoteConfig, RemoteEngine
 from kataribe.services.expressions import (
@@ -35,18 +31,6 @@ PNG_1PX = (
 )
 
 
-def mount_web_routers(app: FastAPI) -> FastAPI:
-    """Mount this feature's routers unless app.py already does."""
-    paths = {getattr(route, "path", "") for route in app.routes}
-    if "/api/messages/{message_id}/expression" not in paths:
-        app.include_router(expressions_router(app.state.roleplay))
-    if "/api/presets" not in paths:
-        app.include_router(presets_router(app.state.roleplay))
-    if "/api/engine" not in paths:
-        app.include_router(connection_router(app.state.models))
-    return app
-
-
 def zip_of(members: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression) as z:
@@ -64,7 +48,7 @@ def seraphina_sprites_zip(fixtures_dir: Path) -> bytes:
 def live(engine: EmbeddedEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     port = free_port()
     settings = Settings(data_dir=tmp_path_factory.mktemp("expr-data"), port=port)
-    server = LiveServer(mount_web_routers(create_app(settings, engine)), port).start()
+    server = LiveServer(create_app(settings, engine), port).start()
     yield server
     server.stop()
 
@@ -328,9 +312,7 @@ def test_switching_to_a_remote_backend_hides_its_key(
     # nothing but that client: the shared embedded model keeps running for the other tests
     port = free_port()
     first = RemoteEngine(RemoteConfig(base_url=server.url + "/v1"))
-    app = mount_web_routers(
-        create_app(Settings(data_dir=tmp_path_factory.mktemp("remote"), port=port), first)
-    )
+    app = create_app(Settings(data_dir=tmp_path_factory.mktemp("remote"), port=port), first)
     live = LiveServer(app, port).start()
     try:
         client = httpx.Client(base_url=live.url + "/api", timeout=60)

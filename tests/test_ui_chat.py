@@ -10,12 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from kataribe.engine.llamacpp import EmbeddedEngine
-from kataribe.settings import Settings
-from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
-from tests.conftest import LiveServer, free_port
+from tests.browser import shot
+from tests.conftest import LiveServer, serve
 
 # Generation runs on the real model with 2 threads: on a busy CI machine a first prompt can take a minute.
 GEN_TIMEOUT = 180_000
@@ -27,11 +26,7 @@ HOSTILE = (
 
 @pytest.fixture(scope="module")
 def live(engine: EmbeddedEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    from kataribe.api.app import create_app
-
-    port = free_port()
-    settings = Settings(data_dir=tmp_path_factory.mktemp("ui-chat"), port=port)
-    server = LiveServer(create_app(settings, engine), port).start()
+    server = serve(engine, tmp_path_factory.mktemp("ui-chat"))
     yield server
     server.stop()
 
@@ -48,16 +43,6 @@ def seraphina(rest: httpx.Client, fixtures_dir: Path) -> dict[str, Any]:
     r = rest.post("/characters/import", files={"file": ("Seraphina.png", png, "image/png")})
     assert r.status_code == 201, r.text
     return dict(r.json())
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM}: install Debian's chromium package")
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture()
@@ -94,11 +79,6 @@ def open_chat(page: Page, live: LiveServer, chat_id: int) -> None:
     page.goto(f"{live.url}/#/chat/{chat_id}")
     page.locator("body[data-ready=true]").wait_for()
     page.locator("#messages .message").first.wait_for()
-
-
-def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
 
 
 def sse_events(text: str) -> list[tuple[str, str]]:

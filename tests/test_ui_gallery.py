@@ -11,12 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from kataribe.engine.llamacpp import EmbeddedEngine
-from kataribe.settings import Settings
-from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
-from tests.conftest import LiveServer, free_port
+from tests.browser import shot
+from tests.conftest import LiveServer, serve
 
 SCRIPT = "<script>window.__pwned=1</script>"
 IMG = '<img src=x onerror="window.__pwned=1">'
@@ -42,11 +41,7 @@ CARD_TEXT_FIELDS = [
 
 @pytest.fixture(scope="module")
 def live(engine: EmbeddedEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    from kataribe.api.app import create_app
-
-    port = free_port()
-    settings = Settings(data_dir=tmp_path_factory.mktemp("ui-gallery"), port=port)
-    server = LiveServer(create_app(settings, engine), port).start()
+    server = serve(engine, tmp_path_factory.mktemp("ui-gallery"))
     yield server
     server.stop()
 
@@ -71,16 +66,6 @@ def seraphina(rest: httpx.Client, seraphina_png: Path) -> dict[str, Any]:
     return dict(r.json())
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM}: install Debian's chromium package")
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
 def _context(browser: Browser, *, bypass_csp: bool = False) -> BrowserContext:
     ctx = browser.new_context(
         locale="en-US", viewport={"width": 1280, "height": 900}, accept_downloads=True, bypass_csp=bypass_csp
@@ -103,11 +88,6 @@ def page(browser: Browser) -> Iterator[Page]:
 def goto(page: Page, live: LiveServer, hash_: str) -> None:
     page.goto(f"{live.url}/{hash_}")
     page.locator("body[data-ready=true]").wait_for()
-
-
-def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
 
 
 def card_of(page: Page, character_id: int) -> Any:

@@ -9,23 +9,18 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from kataribe.engine.llamacpp import EmbeddedEngine
-from kataribe.settings import Settings
-from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
-from tests.conftest import LiveServer, free_port
+from tests.browser import ARTIFACTS, shot
+from tests.conftest import LiveServer, serve
 
 HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=1">'
 
 
 @pytest.fixture(scope="module")
 def live(engine: EmbeddedEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    from kataribe.api.app import create_app
-
-    port = free_port()
-    settings = Settings(data_dir=tmp_path_factory.mktemp("ui-lore-groups"), port=port)
-    server = LiveServer(create_app(settings, engine), port).start()
+    server = serve(engine, tmp_path_factory.mktemp("ui-lore-groups"))
     yield server
     server.stop()
 
@@ -34,16 +29,6 @@ def live(engine: EmbeddedEngine, tmp_path_factory: pytest.TempPathFactory) -> It
 def rest(live: LiveServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=live.url + "/api", timeout=120) as client:
         yield client
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM}: install Debian's chromium package")
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture()
@@ -67,11 +52,6 @@ def page(context: BrowserContext) -> Iterator[Page]:
 def open_page(page: Page, live: LiveServer, route: str) -> None:
     page.goto(f"{live.url}/#/{route}")
     page.locator("body[data-ready=true]").wait_for()
-
-
-def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
 
 
 def new_character(rest: httpx.Client, name: str) -> dict[str, Any]:

@@ -9,18 +9,17 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from kataribe.api.app import create_app
 from kataribe.engine.llamacpp import EmbeddedEngine
 from kataribe.settings import Settings
-from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.browser import ARTIFACTS
 from tests.conftest import LiveServer, free_port
 from tests.fakehub import FakeHub
 from tests.test_api_models import tiny_gguf
-from tests.test_expressions import mount_web_routers, seraphina_sprites_zip
+from tests.test_expressions import seraphina_sprites_zip
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"Chromium not found at {CHROMIUM}")
 REPO = "kataribe-test/tiny-GGUF"
 
 
@@ -39,22 +38,21 @@ def live(
 ) -> Iterator[LiveServer]:
     port = free_port()
     settings = Settings(data_dir=tmp_path_factory.mktemp("ui-vn"), port=port, hf_endpoint=hub.url)
-    server = LiveServer(mount_web_routers(create_app(settings, engine)), port).start()
+    server = LiveServer(create_app(settings, engine), port).start()
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="module")
-def page(live: LiveServer) -> Iterator[Page]:
+def page(live: LiveServer, browser: Browser) -> Iterator[Page]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        tab = browser.new_page(viewport={"width": 1280, "height": 900})
-        errors: list[str] = []
-        tab.on("pageerror", lambda exc: errors.append(str(exc)))
-        yield tab
-        browser.close()
-        assert errors == []
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield tab
+    context.close()
+    assert errors == []
 
 
 def open_page(page: Page, url: str) -> None:
