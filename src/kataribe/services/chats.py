@@ -142,12 +142,13 @@ class ChatService:
             )
             card = card_of(character)
             greetings = [g for g in [card.first_mes, *card.alternate_greetings] if g.strip()]
-            self._greet(session, repo, chat, character, greetings)
+            self.add_greetings(session, repo, chat, character, greetings)
             return chat_view(chat)
 
-    def _greet(
+    def add_greetings(
         self, session: Session, repo: ChatRepository, chat: Chat, character: Character, greetings: list[str]
     ) -> None:
+        """The first message of ``character`` in ``chat``: greetings as swipes, macros expanded."""
         if not greetings:
             return
         persona = chat_persona(session, chat)

@@ -156,7 +156,7 @@ class GroupService:
                     for x in [card.first_mes, *card.alternate_greetings, *card.group_only_greetings]
                     if x.strip()
                 ]
-                self.chats._greet(session, repo, chat, character, greetings)
+                self.chats.add_greetings(session, repo, chat, character, greetings)
             return chat_view(chat)
 
     def _speakers(self, chat_id: int, rng: random.Random) -> list[int]:
