@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
 from kataribe.engine.llamacpp import EmbeddedEngine
 from tests.browser import ARTIFACTS, shot
@@ -174,11 +174,14 @@ def test_group_page_then_toolbar_next_turn_and_force_talk_use_the_real_model(
     group_id = int(page.url.rsplit("/", 1)[1])
     assert [m["muted"] for m in rest.get(f"/groups/{group_id}").json()["members"]] == [True, False]
 
-    page.locator("#group-members li.group-member").first.wait_for()
+    # the hash change re-renders the page for the stored group: edit that form, not the one it replaces
+    expect(page.locator("#group-form")).to_have_attribute("data-group-id", str(group_id))
     page.locator(f'#group-members li[data-character-id="{aiko["id"]}"] .member-mute').uncheck()
     page.locator("#group-strategy").select_option("list")
-    page.locator("#group-save").click()
-    expect(page.locator(".toast", has_text="Saved.").last).to_be_visible()
+    patched = f"/api/groups/{group_id}"
+    with page.expect_response(lambda r: r.request.method == "PATCH" and r.url.endswith(patched)) as saved:
+        page.locator("#group-save").click()
+    assert saved.value.status == 200
     group = rest.get(f"/groups/{group_id}").json()
     assert [m["muted"] for m in group["members"]] == [False, False]
     assert group["activation_strategy"] == "list"
@@ -210,3 +213,31 @@ def test_group_page_then_toolbar_next_turn_and_force_talk_use_the_real_model(
     page.locator("#group-auto").click()
     expect(page.locator("#group-auto")).to_have_text("Auto-mode: off")
     shot(page, "group_chat.png")
+
+
+def test_a_page_still_loading_when_the_user_navigates_away_never_shows_up_beside_the_next_one(
+    page: Page, live: LiveServer
+) -> None:
+    open_page(page, live, "characters")
+    held: list[Route] = []
+
+    def hold_first(route: Route) -> None:
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route(re.compile(r"/api/groups$"), hold_first)
+    page.locator('.nav a[href="#/groups"]').click()
+    for _ in range(100):  # the groups page is now waiting for its list
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the groups page never asked for /api/groups"
+    page.locator('.nav a[href="#/lorebooks"]').click()
+    with page.expect_response(re.compile(r"/api/groups$")):
+        held[0].continue_()
+    expect(page.locator("#main .lore-page")).to_have_count(1)
+    page.wait_for_timeout(300)
+    expect(page.locator("#main > .page")).to_have_count(1)
+    expect(page.locator("#main .groups-page")).to_have_count(0)

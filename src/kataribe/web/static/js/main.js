@@ -18,7 +18,17 @@ export const app = {
   refreshChats: async () => {},
 };
 
-async function route() {
+// One page render at a time: a hash change during a render (a save that navigates, a quick second click)
+// waits for it instead of interleaving two pages in <main>; renders already overtaken are skipped.
+let rendering = Promise.resolve();
+let latestRoute = 0;
+function route() {
+  const mine = ++latestRoute;
+  rendering = rendering.then(() => (mine === latestRoute ? render() : undefined));
+  return rendering;
+}
+
+async function render() {
   const [name, ...args] = (location.hash.replace(/^#\/?/, "") || "characters").split("/");
   const load = routes[name] || routes.characters;
   clear(app.main);

@@ -161,7 +161,7 @@ function groupForm(app, group, characters, nameOf) {
   } });
 
   renderMembers();
-  return el("div", { class: "form group-form", id: "group-form" },
+  return el("div", { class: "form group-form", id: "group-form", dataset: { groupId: group?.id ?? "" } },
     el("label", {}, t("groups.name"), nameInput),
     el("fieldset", { class: "group-member-box" }, el("legend", { text: t("groups.members") }), memberList,
       characters.length ? el("div", { class: "group-add" }, picker, addBtn) : el("p", { class: "empty", text: t("groups.noCharacters") })),
