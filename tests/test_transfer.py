@@ -23,6 +23,7 @@ from kataribe.services import st_chats
 from kataribe.services.backup import BACKUP_TABLES, BackupFormatError
 from kataribe.services.characters import CharacterService
 from kataribe.services.context import RoleplayContext
+from kataribe.services.lorebooks import LorebookService
 from kataribe.services.st_chats import ROLE_MARK_KEY, ST_HEADER_KEY
 from kataribe.services.transfer import export_backup, export_st_chat, import_st_chat, restore_backup
 from kataribe.store.assets import remember_asset
@@ -312,6 +313,81 @@ def test_st_export_names_the_user_after_the_chats_persona(ctx: RoleplayContext) 
         s.flush()
         ChatRepository(s).chat(chat_id).persona_id = persona.id
     assert parse_st_chat(export_st_chat(ctx, chat_id)).user_name == "旅人"
+
+
+ST_NOTE_HEADER = {
+    **HEADER,
+    "chat_metadata": {
+        "note_prompt": "[{{char}} is tired; keep replies short.]",
+        "note_depth": 2,
+        "note_interval": 3,
+        "note_role": 1,
+        "note_position": 1,
+        "variables": {"好感度": "3", "gold": 120, "bag": ["rope"]},
+        "world_info": "Eldoria",
+        "chat_id_hash": 1234,
+    },
+}
+
+
+def test_st_chat_metadata_becomes_the_authors_note_variables_and_chat_lorebook(ctx: RoleplayContext) -> None:
+    book = LorebookService(ctx).create("Eldoria")
+    chat_id = import_st_chat(ctx, jsonl(ST_NOTE_HEADER, GREETING, USER))
+
+    with ctx.db.read_session() as s:
+        chat = ChatRepository(s).chat(chat_id)
+        note = (chat.author_note, chat.author_note_depth, chat.author_note_frequency, chat.author_note_role)
+        assert note == ("[{{char}} is tired; keep replies short.]", 2, 3, "user")
+        assert chat.variables == {"好感度": "3", "gold": "120", "bag": '["rope"]'}
+        linked = s.scalars(select(chat_lorebooks.c.lorebook_id).where(chat_lorebooks.c.chat_id == chat_id))
+        assert list(linked) == [book["id"]]
+    # unedited, the header goes back exactly as it came (ST's own keys and types included)
+    assert parse_st_chat(export_st_chat(ctx, chat_id)).header == ST_NOTE_HEADER
+
+
+def test_edits_made_here_reach_st_in_the_exported_chat_metadata(ctx: RoleplayContext) -> None:
+    chat_id = import_st_chat(ctx, jsonl(ST_NOTE_HEADER, GREETING, USER))
+    other = LorebookService(ctx).create("Harbour town")
+    with ctx.db.session() as s:
+        chat = ChatRepository(s).chat(chat_id)
+        chat.author_note, chat.author_note_role, chat.author_note_depth = "新しいメモ", "assistant", 6
+        chat.variables = {**chat.variables, "gold": "95"}
+        s.execute(insert(chat_lorebooks).values(chat_id=chat_id, lorebook_id=other["id"]))
+
+    meta = parse_st_chat(export_st_chat(ctx, chat_id)).chat_metadata
+    assert (meta["note_prompt"], meta["note_role"], meta["note_depth"]) == ("新しいメモ", 2, 6)
+    assert meta["note_interval"] == 3 and meta["note_position"] == 1 and meta["chat_id_hash"] == 1234
+    assert meta["variables"] == {"好感度": "3", "gold": "95", "bag": '["rope"]'}
+    assert meta["world_info"] == "Harbour town"
+
+
+def test_a_note_written_here_goes_out_with_st_keys_and_defaults_stay_out(ctx: RoleplayContext) -> None:
+    chat_id = import_st_chat(ctx, jsonl({"user_name": "U", "character_name": "C"}, GREETING))
+    assert parse_st_chat(export_st_chat(ctx, chat_id)).chat_metadata == {}
+    with ctx.db.session() as s:
+        ChatRepository(s).chat(chat_id).author_note = "Rain all day."
+    assert parse_st_chat(export_st_chat(ctx, chat_id)).chat_metadata == {"note_prompt": "Rain all day."}
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [
+        {"note_prompt": 5, "note_depth": "deep", "note_interval": -1, "note_role": 7, "variables": [1]},
+        {"note_depth": 10**9, "note_role": True, "variables": {"": "x", "ok": None}, "world_info": 3},
+        {"note_prompt": ["x"], "note_interval": 2.5, "world_info": "no such book"},
+    ],
+)
+def test_unusable_chat_metadata_is_ignored_kept_in_the_header_and_the_chat_imports(
+    ctx: RoleplayContext, meta: dict[str, Any]
+) -> None:
+    header = {**HEADER, "chat_metadata": meta}
+    chat_id = import_st_chat(ctx, jsonl(header, GREETING))
+    with ctx.db.read_session() as s:
+        chat = ChatRepository(s).chat(chat_id)
+        assert (chat.author_note, chat.author_note_depth, chat.author_note_frequency) == ("", 4, 1)
+        assert chat.author_note_role == "system" and chat.variables == {}
+        assert not list(s.scalars(select(chat_lorebooks.c.lorebook_id)))
+    assert parse_st_chat(export_st_chat(ctx, chat_id)).header == header
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,11 @@ from kataribe.formats.st_chat import (
 )
 from kataribe.services.chat_prompt import chat_persona
 from kataribe.services.context import RoleplayContext
+from kataribe.services.st_chat_metadata import (
+    apply_chat_metadata,
+    chat_metadata_for_export,
+    read_chat_metadata,
+)
 from kataribe.store.chats import ChatRepository
 from kataribe.store.errors import InvalidValue
 from kataribe.store.fields import MAX_NAME_CHARS, MAX_TEXT_CHARS, checked_json_object, checked_text
@@ -106,6 +111,7 @@ def import_st_chat(
             group_id=group_id,
             settings={ST_HEADER_KEY: header},
         )
+        apply_chat_metadata(session, chat, read_chat_metadata(parsed.chat_metadata))
         speakers = _member_ids_by_name(session, group_id) if group_id is not None else {}
         for plan in planned:
             _store_message(repo, chat.id, plan, _speaker_of(plan, speakers, character_id))
@@ -257,6 +263,7 @@ def export_st_chat(ctx: RoleplayContext, chat_id: int) -> bytes:
         swipes = _swipes_by_message(session, [message.id for message in path])
         user_name, character_name = _names(session, chat)
         header = _header(chat, user_name, character_name)
+        header["chat_metadata"] = chat_metadata_for_export(session, chat, header.get("chat_metadata"))
         messages = [
             _st_message(message, swipes.get(message.id, []), user_name, character_name) for message in path
         ]
@@ -300,7 +307,6 @@ def _header(chat: Chat, user_name: str, character_name: str) -> dict[str, Any]:
     header["user_name"] = user_name
     header["character_name"] = character_name
     header.setdefault("create_date", _humanized(chat.created_at))
-    header.setdefault("chat_metadata", {})
     return header
 
 
