@@ -361,3 +361,45 @@ def test_hostile_card_shows_as_text_in_gallery_and_editor_and_runs_nothing(
         assert page.evaluate("typeof window.__pwned") == "undefined"
     finally:
         ctx.close()
+
+
+def test_star_toggles_favorite_sorts_it_first_and_favorites_only_narrows_the_grid(
+    page: Page, live: LiveServer, rest: httpx.Client
+) -> None:
+    first = rest.post("/characters", json={"name": "Aka Startest"}).json()
+    second = rest.post("/characters", json={"name": "Bara Startest"}).json()
+    goto(page, live, "#/characters")
+    page.locator("#gallery-search").fill("startest")
+    cards = page.locator("#gallery-grid .character-card")
+    expect(cards).to_have_count(2)
+    expect(cards.first).to_have_attribute("data-id", str(first["id"]))
+    star = card_of(page, second["id"]).locator("button.favorite-toggle")
+    expect(star).to_have_attribute("aria-pressed", "false")
+    expect(star).to_have_attribute("aria-label", "Favorite: Bara Startest")
+    expect(star).to_have_attribute("title", "Add Bara Startest to favorites")
+
+    favorite_url = f"/api/characters/{second['id']}/favorite"
+    with page.expect_response(lambda r: r.request.method == "PUT" and r.url.endswith(favorite_url)) as put:
+        star.click()
+    assert put.value.status == 200
+    expect(star).to_have_attribute("aria-pressed", "true")
+    expect(star).to_have_attribute("title", "Remove Bara Startest from favorites")
+    assert rest.get(f"/characters/{second['id']}").json()["favorite"] is True
+    assert rest.get(f"/characters/{first['id']}").json()["favorite"] is False
+    expect(cards.first).to_have_attribute("data-id", str(second["id"]))  # favorites first
+
+    page.locator("#gallery-favorites").check()
+    expect(cards).to_have_count(1)
+    expect(card_of(page, second["id"])).to_be_visible()
+    shot(page, "gallery_favorites.png")
+    page.locator("#gallery-search").fill("")
+    favorites = rest.get("/characters", params={"favorite": "true"}).json()
+    expect(cards).to_have_count(len(favorites))
+    assert len(favorites) < len(rest.get("/characters").json())
+
+    with page.expect_response(lambda r: r.request.method == "PUT" and r.url.endswith(favorite_url)):
+        star.click()
+    expect(card_of(page, second["id"])).to_have_count(0)  # no longer a favorite: filtered out
+    assert rest.get(f"/characters/{second['id']}").json()["favorite"] is False
+    page.locator("#gallery-favorites").uncheck()
+    expect(star).to_have_attribute("aria-pressed", "false")

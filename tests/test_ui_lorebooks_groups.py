@@ -241,3 +241,40 @@ def test_a_page_still_loading_when_the_user_navigates_away_never_shows_up_beside
     page.wait_for_timeout(300)
     expect(page.locator("#main > .page")).to_have_count(1)
     expect(page.locator("#main .groups-page")).to_have_count(0)
+
+
+def test_editor_lists_links_links_a_character_and_unlinks_it_with_its_own_button(
+    page: Page, live: LiveServer, rest: httpx.Client
+) -> None:
+    book = rest.post("/lorebooks", json={"name": "Harbour Lore"}).json()
+    kiko = new_character(rest, "Kiko Linktest")
+    persona = rest.post("/personas", json={"name": "Sailor Persona"}).json()
+    assert rest.patch(f"/personas/{persona['id']}", json={"lorebook_id": book["id"]}).status_code == 200
+    open_page(page, live, f"lorebooks/{book['id']}")
+    links = page.locator("#lore-links li")
+    expect(links).to_have_count(1)
+    persona_item = page.locator(f'#lore-links li[data-kind="persona"][data-id="{persona["id"]}"]')
+    expect(persona_item).to_contain_text("Persona")
+    expect(persona_item).to_contain_text("Sailor Persona")
+    expect(persona_item.locator(".lore-unlink-one")).to_have_count(0)  # unlinked on the persona page
+
+    option = page.locator(f'#lore-link-character option[value="{kiko["id"]}"]')
+    expect(option).to_have_count(1)
+    page.locator("#lore-link-character").select_option(str(kiko["id"]))
+    page.locator("#lore-link").click()
+    item = page.locator(f'#lore-links li[data-kind="character"][data-id="{kiko["id"]}"]')
+    expect(item).to_contain_text("Character")
+    expect(item.locator(".lore-link-name")).to_have_text("Kiko Linktest")
+    expect(option).to_have_count(0)  # only characters not linked yet are offered
+    expect(links).to_have_count(2)
+    shot(page, "lorebook_links.png")
+    stored = rest.get(f"/lorebooks/{book['id']}/links").json()
+    assert [c["id"] for c in stored["characters"]] == [kiko["id"]]
+
+    item.locator("button.lore-unlink-one").click()
+    expect(item).to_have_count(0)
+    expect(option).to_have_count(1)
+    expect(links).to_have_count(1)
+    stored = rest.get(f"/lorebooks/{book['id']}/links").json()
+    assert stored["characters"] == []
+    assert [p["id"] for p in stored["personas"]] == [persona["id"]]

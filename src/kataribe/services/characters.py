@@ -38,6 +38,12 @@ def card_of(character: Character) -> CharacterCard:
     return card
 
 
+def card_favorite(card: CharacterCard) -> bool:
+    """SillyTavern's favorite flag, ``extensions.fav``: it has written both ``true`` and ``"true"``."""
+    fav = card.extensions.get("fav")
+    return fav is True or (isinstance(fav, str) and fav.strip().lower() == "true")
+
+
 def character_view(character: Character, *, with_card: bool = True) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": character.id,
@@ -79,6 +85,7 @@ class CharacterService:
                 card=card_to_v3(card),
                 avatar_sha256=avatar.sha256 if avatar else None,
                 tags=list(card.tags),
+                favorite=card_favorite(card),
             )
             session.add(character)
             session.flush()
@@ -104,7 +111,9 @@ class CharacterService:
         if not card.name.strip():
             raise InvalidRequest("A character needs a name.", param="name")
         with self.ctx.db.session() as session:
-            character = Character(name=card.name, card=card_to_v3(card), tags=list(card.tags))
+            character = Character(
+                name=card.name, card=card_to_v3(card), tags=list(card.tags), favorite=card_favorite(card)
+            )
             session.add(character)
             session.flush()
             return character_view(character)
@@ -116,8 +125,20 @@ class CharacterService:
             character.card = card_to_v3(card)
             character.name = card.name or character.name
             character.tags = list(card.tags)
+            character.favorite = card_favorite(card)
             session.flush()
             return character_view(character)
+
+    def set_favorite(self, character_id: int, favorite: bool) -> dict[str, Any]:
+        """Set the flag and write it into the card (``extensions.fav``), so exports keep it."""
+        with self.ctx.db.session() as session:
+            character = self.get(session, character_id)
+            card = card_of(character)
+            card.extensions = {**card.extensions, "fav": favorite}
+            character.card = card_to_v3(card)
+            character.favorite = favorite
+            session.flush()
+            return character_view(character, with_card=False)
 
     @staticmethod
     def _apply(card: CharacterCard, changes: dict[str, Any]) -> CharacterCard:
@@ -132,9 +153,15 @@ class CharacterService:
         )
         return replace(new, extra_top_level=card.extra_top_level)
 
-    def list_all(self, query: str | None = None, tag: str | None = None) -> list[dict[str, Any]]:
+    def list_all(
+        self, query: str | None = None, tag: str | None = None, favorite: bool | None = None
+    ) -> list[dict[str, Any]]:
+        """Favorites first, then by name; ``favorite`` keeps only (un)favorited characters."""
+        stmt = select(Character).order_by(Character.favorite.desc(), Character.name)
+        if favorite is not None:
+            stmt = stmt.where(Character.favorite.is_(favorite))
         with self.ctx.db.read_session() as session:
-            rows = session.scalars(select(Character).order_by(Character.name)).all()
+            rows = session.scalars(stmt).all()
             out = []
             for c in rows:
                 if query and query.lower() not in c.name.lower():

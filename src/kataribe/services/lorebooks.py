@@ -25,7 +25,7 @@ from kataribe.lore.model import WorldInfoSettings
 from kataribe.lore.timed import LoreTimedState
 from kataribe.services.context import RoleplayContext
 from kataribe.store.errors import NotFound
-from kataribe.store.models import Character, Chat, Lorebook, character_lorebooks, chat_lorebooks
+from kataribe.store.models import Character, Chat, Lorebook, Persona, character_lorebooks, chat_lorebooks
 
 LoreExport = Literal["sillytavern", "character_book", "lorebook_v3", "risu", "novelai"]
 
@@ -163,6 +163,35 @@ class LorebookService:
             session.execute(delete(table).where(key == ident, table.c.lorebook_id == book_id))
             if linked:
                 session.execute(insert(table).values({col: ident, "lorebook_id": book_id}))
+
+    def links(self, book_id: int) -> dict[str, Any]:
+        """Where the book applies: everywhere (global) and the characters, chats and personas linked to it."""
+        cl, hl = character_lorebooks, chat_lorebooks
+        with self.ctx.db.read_session() as session:
+            row = self._get(session, book_id)
+            characters = session.execute(
+                select(Character.id, Character.name)
+                .join(cl, cl.c.character_id == Character.id)
+                .where(cl.c.lorebook_id == book_id)
+                .order_by(Character.name, Character.id)
+            ).all()
+            chats = session.execute(
+                select(Chat.id, Chat.title)
+                .join(hl, hl.c.chat_id == Chat.id)
+                .where(hl.c.lorebook_id == book_id)
+                .order_by(Chat.title, Chat.id)
+            ).all()
+            personas = session.execute(
+                select(Persona.id, Persona.name)
+                .where(Persona.lorebook_id == book_id)
+                .order_by(Persona.name, Persona.id)
+            ).all()
+            return {
+                "is_global": row.is_global,
+                "characters": [{"id": i, "name": name} for i, name in characters],
+                "chats": [{"id": i, "title": title} for i, title in chats],
+                "personas": [{"id": i, "name": name} for i, name in personas],
+            }
 
     def test(self, book_id: int, text: str, *, settings: dict[str, Any] | None = None) -> dict[str, Any]:
         """Which entries fire for ``text`` and why (the lorebook editor's test box)."""

@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from kataribe.api.roleplay.schemas import (
     CharacterFields,
+    FavoriteBody,
     LorebookBody,
     LorebookLink,
     LoreTest,
@@ -28,8 +29,10 @@ def library_router(rp: RoleplayServices) -> APIRouter:
 
     # -- characters --
     @router.get("/characters")
-    def list_characters(q: str | None = None, tag: str | None = None) -> list[dict[str, Any]]:
-        return rp.characters.list_all(q, tag)
+    def list_characters(
+        q: str | None = None, tag: str | None = None, favorite: bool | None = None
+    ) -> list[dict[str, Any]]:
+        return rp.characters.list_all(q, tag, favorite)
 
     @router.post("/characters/import", status_code=201)
     async def import_character(file: Annotated[UploadFile, File()]) -> dict[str, Any]:
@@ -64,6 +67,10 @@ def library_router(rp: RoleplayServices) -> APIRouter:
         character_id: int, label: Annotated[str, Form()], file: Annotated[UploadFile, File()]
     ) -> dict[str, Any]:
         return rp.characters.add_sprite(character_id, label, await read_upload(file, 16 * 1024 * 1024))
+
+    @router.put("/characters/{character_id}/favorite")
+    def set_favorite(character_id: int, body: FavoriteBody) -> dict[str, Any]:
+        return rp.characters.set_favorite(character_id, body.favorite)
 
     @router.put("/characters/{character_id}/persona")
     def lock_persona(character_id: int, body: PersonaLock) -> dict[str, Any]:
@@ -154,6 +161,10 @@ def library_router(rp: RoleplayServices) -> APIRouter:
     def link_lorebook(book_id: int, body: LorebookLink) -> dict[str, Any]:
         rp.lorebooks.link(book_id, character_id=body.character_id, chat_id=body.chat_id, linked=body.linked)
         return {"lorebook_id": book_id, **body.model_dump()}
+
+    @router.get("/lorebooks/{book_id}/links")
+    def lorebook_links(book_id: int) -> dict[str, Any]:
+        return rp.lorebooks.links(book_id)
 
     @router.post("/lorebooks/{book_id}/test")
     def test_lorebook(book_id: int, body: LoreTest) -> dict[str, Any]:

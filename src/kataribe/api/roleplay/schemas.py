@@ -17,6 +17,10 @@ class CharacterFields(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class FavoriteBody(_Body):
+    favorite: bool
+
+
 class PersonaBody(_Body):
     name: str | None = Field(default=None, max_length=200)
     description: str | None = None

@@ -1,4 +1,5 @@
-// The character gallery: search, tag filter, import (drop or picker), and per-card chat/edit/export/delete.
+// The character gallery: search, tag and favorites filters, import (drop or picker), and per-card
+// favorite/chat/edit/export/delete.
 import { api, upload } from "../api.js";
 import { clear, el, loadCss, toast } from "../dom.js";
 import { addMessages, t } from "../i18n.js";
@@ -21,6 +22,10 @@ addMessages({
     "gallery.confirmDelete": "Delete {name}? Its chats are deleted too.",
     "gallery.deleted": "Deleted {name}",
     "gallery.noAvatar": "No avatar",
+    "gallery.favoritesOnly": "Favorites only",
+    "gallery.favoriteOf": "Favorite: {name}",
+    "gallery.favorite": "Add {name} to favorites",
+    "gallery.unfavorite": "Remove {name} from favorites",
   },
   ja: {
     "gallery.title": "キャラクター",
@@ -39,6 +44,10 @@ addMessages({
     "gallery.confirmDelete": "{name} を削除しますか？チャットも削除されます。",
     "gallery.deleted": "{name} を削除しました",
     "gallery.noAvatar": "アバターなし",
+    "gallery.favoritesOnly": "お気に入りのみ",
+    "gallery.favoriteOf": "お気に入り: {name}",
+    "gallery.favorite": "{name} をお気に入りに追加",
+    "gallery.unfavorite": "{name} をお気に入りから外す",
   },
 });
 
@@ -65,9 +74,10 @@ function initial(name) {
 }
 
 async function showGallery(app) {
-  const state = { characters: [], query: "", tag: "" };
+  const state = { characters: [], query: "", tag: "", favoritesOnly: false };
   const search = el("input", { id: "gallery-search", type: "search", placeholder: t("gallery.search"), "aria-label": t("gallery.search") });
   const tagSelect = el("select", { id: "gallery-tag", "aria-label": t("gallery.allTags") });
+  const favoritesBox = el("input", { id: "gallery-favorites", type: "checkbox" });
   const picker = el("input", { id: "card-file", type: "file", multiple: true, accept: ".png,.json,.charx,image/png,application/json" });
   const dropzone = el("label", { class: "dropzone", id: "card-drop" }, el("span", { text: t("gallery.drop") }), picker);
   const grid = el("div", { class: "grid gallery-grid", id: "gallery-grid" });
@@ -75,7 +85,8 @@ async function showGallery(app) {
     onclick: () => { location.hash = "#/characters/new"; } });
   app.main.append(el("section", { class: "page gallery" },
     el("header", { class: "gallery-head" }, el("h2", { text: t("gallery.title") }), newBtn),
-    el("div", { class: "gallery-filters" }, search, tagSelect),
+    el("div", { class: "gallery-filters" }, search, tagSelect,
+      el("label", { class: "check", for: "gallery-favorites" }, favoritesBox, t("gallery.favoritesOnly"))),
     dropzone, grid));
 
   async function load() {
@@ -95,11 +106,14 @@ async function showGallery(app) {
   }
 
   // Filtering is local: the list is already here, and every keystroke stays instant.
+  // The server lists favorites first; the stable sort keeps that true for any list.
   function renderGrid() {
     const query = state.query.trim().toLowerCase();
     const shown = state.characters.filter((c) =>
       (!query || String(c.name ?? "").toLowerCase().includes(query)) &&
-      (!state.tag || (Array.isArray(c.tags) && c.tags.includes(state.tag))));
+      (!state.tag || (Array.isArray(c.tags) && c.tags.includes(state.tag))) &&
+      (!state.favoritesOnly || c.favorite === true))
+      .sort((a, b) => Number(b.favorite === true) - Number(a.favorite === true));
     clear(grid);
     if (!state.characters.length) grid.append(el("p", { class: "empty", text: t("gallery.empty") }));
     else if (!shown.length) grid.append(el("p", { class: "empty", text: t("gallery.noMatch") }));
@@ -110,7 +124,7 @@ async function showGallery(app) {
     const tags = Array.isArray(c.tags) ? c.tags : [];
     return el("article", { class: "card character-card", dataset: { id: c.id } },
       el("a", { class: "card-avatar", href: `#/characters/${c.id}` }, avatarNode(c.avatar, c.name)),
-      el("div", { class: "card-name", text: String(c.name ?? "") }),
+      el("div", { class: "card-title" }, el("div", { class: "card-name", text: String(c.name ?? "") }), favoriteToggle(c)),
       el("div", { class: "tags" }, ...tags.map((tag) => el("span", { class: "tag", text: String(tag) }))),
       el("div", { class: "card-actions" },
         el("button", { class: "chat primary", type: "button", text: t("gallery.chat"), onclick: () => startChat(app, c) }),
@@ -118,6 +132,26 @@ async function showGallery(app) {
           onclick: () => { location.hash = `#/characters/${c.id}`; } }),
         exportMenu(c.id),
         el("button", { class: "delete danger", type: "button", text: t("common.delete"), onclick: () => remove(c) })));
+  }
+
+  // A toggle button: the name stays, aria-pressed says the state; the tooltip says what a click does.
+  function favoriteToggle(c) {
+    const on = c.favorite === true;
+    const name = String(c.name ?? "");
+    return el("button", { class: "favorite-toggle", type: "button", text: on ? "★" : "☆",
+      title: t(on ? "gallery.unfavorite" : "gallery.favorite", { name }), "aria-label": t("gallery.favoriteOf", { name }),
+      "aria-pressed": String(on), onclick: () => setFavorite(c, !on) });
+  }
+
+  // Re-read the list afterwards: the server's order (favorites first, then by name) is the one shown.
+  async function setFavorite(c, favorite) {
+    try {
+      await api(`/api/characters/${c.id}/favorite`, { method: "PUT", body: { favorite } });
+      await load();
+      grid.querySelector(`.character-card[data-id="${c.id}"] .favorite-toggle`)?.focus();
+    } catch (err) {
+      toast(err.message, "error");
+    }
   }
 
   async function remove(c) {
@@ -147,6 +181,7 @@ async function showGallery(app) {
 
   search.addEventListener("input", () => { state.query = search.value; renderGrid(); });
   tagSelect.addEventListener("change", () => { state.tag = tagSelect.value; renderGrid(); });
+  favoritesBox.addEventListener("change", () => { state.favoritesOnly = favoritesBox.checked; renderGrid(); });
   picker.addEventListener("change", async () => {
     const files = [...picker.files];
     picker.value = "";

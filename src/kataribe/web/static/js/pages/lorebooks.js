@@ -14,6 +14,9 @@ addMessages({
     "lore.recursive": "Recursive scanning", "lore.useGlobal": "(global setting)", "lore.yes": "yes", "lore.no": "no",
     "lore.export": "Export", "lore.download": "Download", "lore.link": "Link to character", "lore.linkBtn": "Link",
     "lore.unlinkBtn": "Unlink", "lore.linked": "Linked to {name}.", "lore.unlinked": "Unlinked from {name}.",
+    "lore.linksTitle": "Linked to", "lore.noLinks": "Not linked to any character, chat or persona.",
+    "lore.kind.character": "Character", "lore.kind.chat": "Chat", "lore.kind.persona": "Persona",
+    "lore.untitledChat": "Chat #{id}", "lore.unlinkName": "Unlink {name}",
     "lore.search": "Search keys, comment, content", "lore.anyPosition": "Any position", "lore.anyState": "Enabled and disabled",
     "lore.enabledOnly": "Enabled only", "lore.disabledOnly": "Disabled only", "lore.addEntry": "Add entry",
     "lore.deleteEntry": "Delete entry", "lore.shown": "{shown} of {total} entries", "lore.pick": "Pick an entry to edit it.",
@@ -45,6 +48,9 @@ addMessages({
     "lore.recursive": "再帰スキャン", "lore.useGlobal": "（全体設定）", "lore.yes": "はい", "lore.no": "いいえ",
     "lore.export": "書き出し", "lore.download": "ダウンロード", "lore.link": "キャラクターに紐付け", "lore.linkBtn": "紐付け",
     "lore.unlinkBtn": "解除", "lore.linked": "{name} に紐付けました。", "lore.unlinked": "{name} との紐付けを解除しました。",
+    "lore.linksTitle": "紐付け先", "lore.noLinks": "キャラクター・チャット・ペルソナのどれにも紐付いていません。",
+    "lore.kind.character": "キャラクター", "lore.kind.chat": "チャット", "lore.kind.persona": "ペルソナ",
+    "lore.untitledChat": "チャット #{id}", "lore.unlinkName": "{name} との紐付けを解除",
     "lore.search": "キー・コメント・内容を検索", "lore.anyPosition": "すべての位置", "lore.anyState": "有効と無効",
     "lore.enabledOnly": "有効のみ", "lore.disabledOnly": "無効のみ", "lore.addEntry": "エントリーを追加",
     "lore.deleteEntry": "エントリーを削除", "lore.shown": "{total} 件中 {shown} 件", "lore.pick": "編集するエントリーを選んでください。",
@@ -153,7 +159,8 @@ async function showLibrary(app) {
 // -- one book --
 
 async function showEditor(app, id) {
-  const [book, characters] = await Promise.all([api(`/api/lorebooks/${id}`), api("/api/characters")]);
+  const [book, characters, links] = await Promise.all([
+    api(`/api/lorebooks/${id}`), api("/api/characters"), api(`/api/lorebooks/${id}/links`)]);
   const state = { book, data: book.data, selected: null, dirty: false };
   const status = el("span", { class: "lore-status", id: "lore-status" });
   const markDirty = () => { state.dirty = true; status.textContent = t("lore.unsaved"); };
@@ -180,20 +187,54 @@ async function showEditor(app, id) {
   const exportSelect = el("select", { id: "lore-export-format" }, ...EXPORTS.map((f) => el("option", { value: f, text: f })));
   const exportLink = el("a", { id: "lore-export", class: "button", download: "", href: `/api/lorebooks/${id}/export?format=sillytavern`, text: t("lore.download") });
   exportSelect.addEventListener("change", () => exportLink.setAttribute("href", `/api/lorebooks/${id}/export?format=${exportSelect.value}`));
-  const charSelect = el("select", { id: "lore-link-character" }, ...characters.map((c) => el("option", { value: c.id, text: c.name })));
-  const linkTo = async (linked) => {
+  // links: what the book is linked to (characters and chats can be unlinked here; personas on their page)
+  const charSelect = el("select", { id: "lore-link-character", "aria-label": t("lore.link") });
+  const linkBtn = el("button", { id: "lore-link", type: "button", text: t("lore.linkBtn"), onclick: async () => {
     const option = charSelect.selectedOptions[0];
-    if (!option) return;
+    if (option) await setLink({ character_id: Number(option.value) }, option.textContent, true);
+  } });
+  const linkList = el("ul", { class: "lore-links", id: "lore-links", "aria-label": t("lore.linksTitle") });
+  const noLinks = el("p", { class: "empty", id: "lore-no-links", text: t("lore.noLinks") });
+
+  async function setLink(target, name, linked) {
     try {
-      await api(`/api/lorebooks/${id}/links`, { method: "POST", body: { character_id: Number(option.value), linked } });
-      toast(t(linked ? "lore.linked" : "lore.unlinked", { name: option.textContent }));
+      await api(`/api/lorebooks/${id}/links`, { method: "POST", body: { ...target, linked } });
+      toast(t(linked ? "lore.linked" : "lore.unlinked", { name }));
     } catch (err) { toast(err.message, "error"); }
-  };
+    await refreshLinks();
+  }
+
+  async function refreshLinks() {
+    try {
+      renderLinks(await api(`/api/lorebooks/${id}/links`));
+    } catch (err) { toast(err.message, "error"); }
+  }
+
+  function renderLinks(links) {
+    const linked = new Set(links.characters.map((c) => c.id));
+    const free = characters.filter((c) => !linked.has(c.id));
+    clear(charSelect).append(...free.map((c) => el("option", { value: c.id, text: String(c.name ?? "") })));
+    linkBtn.disabled = !free.length;
+    charSelect.disabled = !free.length;
+    const item = (kind, ident, name, target) => el("li", { class: "lore-link-item", dataset: { kind, id: ident } },
+      el("span", { class: "tag lore-link-kind", text: t(`lore.kind.${kind}`) }), " ",
+      el("span", { class: "lore-link-name", text: name }),
+      target ? el("button", { class: "lore-unlink-one", type: "button", text: t("lore.unlinkBtn"),
+        "aria-label": t("lore.unlinkName", { name }), onclick: () => setLink(target, name, false) }) : null);
+    clear(linkList).append(
+      ...links.characters.map((c) => item("character", c.id, String(c.name ?? ""), { character_id: c.id })),
+      ...links.chats.map((c) => {
+        const title = String(c.title ?? "") || t("lore.untitledChat", { id: c.id });
+        return item("chat", c.id, title, { chat_id: c.id });
+      }),
+      ...links.personas.map((p) => item("persona", p.id, String(p.name ?? ""), null)));
+    noLinks.hidden = linkList.childElementCount > 0;
+  }
+
   const tools = el("div", { class: "lore-tools" },
     el("span", {}, t("lore.export"), " ", exportSelect, " ", exportLink),
-    el("span", {}, t("lore.link"), " ", charSelect, " ",
-      el("button", { id: "lore-link", type: "button", text: t("lore.linkBtn"), disabled: !characters.length, onclick: () => linkTo(true) }), " ",
-      el("button", { id: "lore-unlink", type: "button", text: t("lore.unlinkBtn"), disabled: !characters.length, onclick: () => linkTo(false) })));
+    el("span", {}, t("lore.link"), " ", charSelect, " ", linkBtn));
+  const linksBox = el("div", { class: "lore-links-box" }, el("h3", { text: t("lore.linksTitle") }), linkList, noLinks);
 
   // entries: filters, table, form
   const search = el("input", { type: "search", id: "lore-filter-text", placeholder: t("lore.search") });
@@ -282,7 +323,7 @@ async function showEditor(app, id) {
     el("a", { href: "#/lorebooks", class: "lore-back", text: t("lore.back") }),
     el("h2", { text: book.name }),
     el("div", { class: "lore-savebar" }, saveBtn, status),
-    settings, tools,
+    settings, tools, linksBox,
     el("div", { class: "lore-body" },
       el("div", { class: "lore-entries" },
         el("div", { class: "lore-filters" }, search, posFilter, stateFilter, shown),
@@ -293,6 +334,7 @@ async function showEditor(app, id) {
       formHost),
     el("div", { class: "lore-test" }, el("h3", { text: t("lore.test") }), testText, testBtn, testOut)));
   renderTable();
+  renderLinks(links);
 }
 
 function entryLabel(entry) {
