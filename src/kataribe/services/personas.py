@@ -17,7 +17,7 @@ POSITIONS = ("story_string", "at_depth", "none")
 ROLES = ("system", "user", "assistant")
 
 
-def persona_view(p: Persona) -> dict[str, Any]:
+def persona_view(p: Persona, locked_character_ids: list[int]) -> dict[str, Any]:
     return {
         "id": p.id,
         "name": p.name,
@@ -28,7 +28,22 @@ def persona_view(p: Persona) -> dict[str, Any]:
         "role": p.role,
         "is_default": p.is_default,
         "lorebook_id": p.lorebook_id,
+        # Characters whose new chats always start as this persona.
+        "locked_character_ids": locked_character_ids,
     }
+
+
+def locks_by_persona(session: Session, persona_id: int | None = None) -> dict[int, list[int]]:
+    """Persona id -> ids of the characters locked to it, in one query (all personas, or one)."""
+    query = select(CharacterPersona.persona_id, CharacterPersona.character_id).order_by(
+        CharacterPersona.character_id
+    )
+    if persona_id is not None:
+        query = query.where(CharacterPersona.persona_id == persona_id)
+    out: dict[int, list[int]] = {}
+    for owner, character_id in session.execute(query):
+        out.setdefault(owner, []).append(character_id)
+    return out
 
 
 class PersonaService:
@@ -41,6 +56,10 @@ class PersonaService:
         if found is None:
             raise NotFound("persona", persona_id)
         return found
+
+    @staticmethod
+    def _view(session: Session, p: Persona) -> dict[str, Any]:
+        return persona_view(p, locks_by_persona(session, p.id).get(p.id, []))
 
     @staticmethod
     def _apply(session: Session, p: Persona, data: dict[str, Any]) -> None:
@@ -87,22 +106,26 @@ class PersonaService:
             if session.scalars(select(Persona).where(Persona.is_default.is_(True))).first() is None:
                 p.is_default = True  # the first persona becomes the default
             session.flush()
-            return persona_view(p)
+            return self._view(session, p)
 
     def update(self, persona_id: int, data: dict[str, Any]) -> dict[str, Any]:
         with self.ctx.db.session() as session:
             p = self._get(session, persona_id)
             self._apply(session, p, data)
             session.flush()
-            return persona_view(p)
+            return self._view(session, p)
 
     def list_all(self) -> list[dict[str, Any]]:
         with self.ctx.db.read_session() as session:
-            return [persona_view(p) for p in session.scalars(select(Persona).order_by(Persona.name))]
+            locks = locks_by_persona(session)
+            return [
+                persona_view(p, locks.get(p.id, []))
+                for p in session.scalars(select(Persona).order_by(Persona.name))
+            ]
 
     def view(self, persona_id: int) -> dict[str, Any]:
         with self.ctx.db.read_session() as session:
-            return persona_view(self._get(session, persona_id))
+            return self._view(session, self._get(session, persona_id))
 
     def delete(self, persona_id: int) -> None:
         with self.ctx.db.session() as session:
@@ -116,7 +139,7 @@ class PersonaService:
                 raise InvalidRequest("An avatar must be an image (PNG, JPEG, WebP or GIF).", param="file")
             p.avatar_sha256 = stored.sha256
             session.flush()
-            return persona_view(p)
+            return self._view(session, p)
 
     def lock_to_character(self, character_id: int, persona_id: int | None) -> None:
         """Always use this persona with this character (None removes the lock)."""

@@ -1,4 +1,4 @@
-// The personas page: who the user plays as — list, create, edit, avatar, default, delete.
+// The personas page: who the user plays as — list, create, edit, avatar, default, lorebook, character locks, delete.
 import { ApiError, api } from "../api.js";
 import { clear, el, loadCss, toast } from "../dom.js";
 import { addMessages, t } from "../i18n.js";
@@ -26,6 +26,18 @@ addMessages({
     "personas.avatarSaved": "Avatar updated",
     "personas.pick": "Pick a persona to edit it.",
     "personas.estimated": "(estimated)",
+    "personas.lorebook": "Lorebook",
+    "personas.lorebookNone": "none",
+    "personas.locks": "Locked to characters",
+    "personas.locksEmpty": "No character is locked to this persona.",
+    "personas.locksHint": "New chats with these characters always start as this persona. A character can be locked to one persona only: locking it here moves it from another persona.",
+    "personas.lockCharacter": "Character to lock",
+    "personas.lock": "Lock",
+    "personas.unlock": "Remove",
+    "personas.lockedElsewhere": "{name} (now locked to {persona})",
+    "personas.noCharacters": "No other characters to lock.",
+    "personas.locked": "{name} now starts chats as {persona}",
+    "personas.unlocked": "{name} is no longer locked to {persona}",
   },
   ja: {
     "personas.title": "ペルソナ",
@@ -49,6 +61,18 @@ addMessages({
     "personas.avatarSaved": "アバターを更新しました",
     "personas.pick": "編集するペルソナを選んでください。",
     "personas.estimated": "（推定）",
+    "personas.lorebook": "ロアブック",
+    "personas.lorebookNone": "なし",
+    "personas.locks": "固定されたキャラクター",
+    "personas.locksEmpty": "このペルソナに固定されたキャラクターはありません。",
+    "personas.locksHint": "これらのキャラクターとの新しいチャットは常にこのペルソナで始まります。キャラクターを固定できるペルソナは一つだけなので、ここで固定すると他のペルソナからは外れます。",
+    "personas.lockCharacter": "固定するキャラクター",
+    "personas.lock": "固定",
+    "personas.unlock": "外す",
+    "personas.lockedElsewhere": "{name}（現在は {persona} に固定）",
+    "personas.noCharacters": "固定できる他のキャラクターがありません。",
+    "personas.locked": "{name} のチャットは {persona} で始まります",
+    "personas.unlocked": "{name} は {persona} に固定されなくなりました",
   },
 });
 
@@ -77,7 +101,7 @@ function avatarOf(persona) {
 
 export async function show(app, selected) {
   loadCss("personas");
-  const state = { personas: [], selected: selected ? Number(selected) : null };
+  const state = { personas: [], lorebooks: [], characters: [], selected: selected ? Number(selected) : null };
   const list = el("div", { class: "persona-list", id: "persona-list" });
   const editor = el("div", { class: "persona-editor", id: "persona-editor" });
   const newName = el("input", { id: "new-persona-name", type: "text", placeholder: t("personas.newName"),
@@ -88,7 +112,8 @@ export async function show(app, selected) {
     createForm, el("div", { class: "personas-layout" }, list, editor)));
 
   async function load() {
-    state.personas = await api("/api/personas");
+    [state.personas, state.lorebooks, state.characters] = await Promise.all([
+      api("/api/personas"), api("/api/lorebooks"), api("/api/characters")]);
     if (!state.personas.some((p) => p.id === state.selected)) state.selected = state.personas[0]?.id ?? null;
     renderList();
     renderEditor();
@@ -125,6 +150,10 @@ export async function show(app, selected) {
     depth.value = String(p.depth ?? 2);
     const role = el("select", { id: "persona-role" }, ...ROLES.map((v) => el("option", { value: v, text: v })));
     role.value = p.role || "system";
+    const lorebook = el("select", { id: "persona-lorebook" },
+      el("option", { value: "", text: t("personas.lorebookNone") }),
+      ...state.lorebooks.map((b) => el("option", { value: b.id, text: String(b.name ?? "") })));
+    lorebook.value = p.lorebook_id == null ? "" : String(p.lorebook_id);
     const isDefault = el("input", { id: "persona-default", type: "checkbox" });
     isDefault.checked = Boolean(p.is_default);
     const avatarFile = el("input", { id: "persona-avatar-file", type: "file", accept: "image/png,image/jpeg,image/webp,image/gif" });
@@ -163,13 +192,15 @@ export async function show(app, selected) {
       }
     });
 
-    const form = el("form", { class: "form persona-form", id: "persona-form", dataset: { id: p.id } },
+    const form = el("form", { class: "form persona-form", id: "persona-form",
+      dataset: { id: p.id, lorebookId: p.lorebook_id ?? "" } },
       el("div", { class: "persona-avatar" }, avatarOf(p),
         el("label", {}, el("span", { text: t("personas.avatar") }), avatarFile)),
       el("label", {}, el("span", { text: t("common.name") }), name),
       el("label", {}, el("span", { text: t("common.description") }), description, count),
       el("label", {}, el("span", { text: t("personas.position") }), position),
       depthRow,
+      el("label", {}, el("span", { text: t("personas.lorebook") }), lorebook),
       el("label", { class: "checkbox" }, isDefault, el("span", { text: t("personas.makeDefault") })),
       el("div", { class: "form-buttons" },
         el("button", { id: "save-persona", class: "primary", type: "submit", text: t("common.save") }),
@@ -178,7 +209,8 @@ export async function show(app, selected) {
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const body = { name: name.value, description: description.value, position: position.value,
-        role: role.value, is_default: isDefault.checked };
+        role: role.value, is_default: isDefault.checked,
+        lorebook_id: lorebook.value === "" ? null : Number(lorebook.value) };
       const n = Number(depth.value);
       if (Number.isInteger(n)) body.depth = n;
       try {
@@ -202,7 +234,61 @@ export async function show(app, selected) {
       }
     }
 
-    editor.append(form);
+    editor.append(form, locksBox(p));
+  }
+
+  // Locks are saved at once (not with the form): PUT /api/characters/{id}/persona.
+  function locksBox(p) {
+    const nameOf = new Map(state.characters.map((c) => [c.id, String(c.name ?? "")]));
+    const lockedTo = new Map();
+    for (const other of state.personas) {
+      for (const cid of other.locked_character_ids || []) lockedTo.set(cid, other);
+    }
+    const mine = p.locked_character_ids || [];
+    const list = el("ul", { class: "persona-lock-list" });
+    if (!mine.length) list.append(el("li", { class: "empty", text: t("personas.locksEmpty") }));
+    for (const cid of mine) {
+      const name = nameOf.get(cid) ?? `#${cid}`;
+      list.append(el("li", { class: "persona-lock-item", dataset: { characterId: cid } },
+        el("span", { class: "persona-lock-name", text: name }),
+        el("button", { type: "button", class: "persona-unlock", text: t("personas.unlock"),
+          onclick: () => setLock(cid, null, t("personas.unlocked", { name, persona: p.name })) })));
+    }
+    const others = state.characters.filter((c) => !mine.includes(c.id));
+    const picker = el("select", { id: "persona-lock-character", "aria-label": t("personas.lockCharacter") },
+      ...others.map((c) => {
+        const owner = lockedTo.get(c.id);
+        const label = owner ? t("personas.lockedElsewhere", { name: c.name, persona: owner.name }) : String(c.name ?? "");
+        return el("option", { value: c.id, text: label });
+      }));
+    const lockBtn = el("button", { id: "persona-lock", type: "button", text: t("personas.lock"),
+      onclick: () => {
+        const cid = Number(picker.value);
+        if (!cid) return;
+        setLock(cid, p.id, t("personas.locked", { name: nameOf.get(cid) ?? `#${cid}`, persona: p.name }));
+      } });
+    return el("fieldset", { class: "persona-locks", id: "persona-locks", dataset: { id: p.id } },
+      el("legend", { text: t("personas.locks") }),
+      el("p", { class: "hint", text: t("personas.locksHint") }),
+      list,
+      others.length ? el("div", { class: "persona-lock-add" }, picker, lockBtn)
+        : el("p", { class: "empty", text: t("personas.noCharacters") }));
+  }
+
+  async function setLock(characterId, personaId, done) {
+    try {
+      await api(`/api/characters/${characterId}/persona`, { method: "PUT", body: { persona_id: personaId } });
+      toast(done);
+      // Only the list and this box are redrawn, so unsaved edits in the form stay.
+      [state.personas, state.characters] = await Promise.all([api("/api/personas"), api("/api/characters")]);
+      const p = state.personas.find((x) => x.id === state.selected);
+      const box = editor.querySelector("#persona-locks");
+      renderList();
+      if (p && box) box.replaceWith(locksBox(p));
+      else renderEditor();
+    } catch (err) {
+      toast(err.message, "error");
+    }
   }
 
   createForm.addEventListener("submit", async (event) => {
