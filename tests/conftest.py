@@ -19,6 +19,8 @@ from kataribe.api.app import create_app
 from kataribe.engine.default_model import default_model_path
 from kataribe.engine.llamacpp import EmbeddedConfig, EmbeddedEngine
 from kataribe.settings import Settings
+from kataribe.store.db import sqlite_url
+from tests.pg import PostgresServer
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures"
@@ -52,6 +54,28 @@ def fixtures_dir() -> Path:
             pytest.fail(f"KATARIBE_REQUIRE_FIXTURES=1 but {FIXTURES} is missing")
         pytest.skip(f"shared fixtures not found at {FIXTURES}")
     return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL server (tests/pg.py); skipped where PostgreSQL is not installed, unless
+    KATARIBE_REQUIRE_POSTGRES=1 (scripts/test installs it and sets that)."""
+    server = PostgresServer.start()
+    if server is None:
+        if os.environ.get("KATARIBE_REQUIRE_POSTGRES") == "1":
+            pytest.fail("KATARIBE_REQUIRE_POSTGRES=1 but PostgreSQL's initdb/pg_ctl were not found")
+        pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql)")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database of each kind Kataribe supports: SQLite in tmp_path, a fresh PostgreSQL one."""
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path)
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.new_database()
 
 
 @pytest.fixture(scope="session")

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import LiveServer
+from kataribe.engine.llamacpp import EmbeddedEngine
+from tests.conftest import LiveServer, serve
 
 
 def sse(resp: httpx.Response) -> list[tuple[str, dict[str, Any]]]:
@@ -31,9 +33,16 @@ def post_sse(
         return sse(r)
 
 
-@pytest.fixture(scope="module")
-def api(server: LiveServer) -> httpx.Client:
-    return httpx.Client(base_url=server.url + "/api", timeout=120)
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def api(
+    request: pytest.FixtureRequest, engine: EmbeddedEngine, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[httpx.Client]:
+    """The whole module runs against a live server on SQLite (the default) and on PostgreSQL."""
+    url = None if request.param == "sqlite" else request.getfixturevalue("postgres").new_database()
+    live = serve(engine, tmp_path_factory.mktemp(f"roleplay-{request.param}"), database_url=url)
+    with httpx.Client(base_url=live.url + "/api", timeout=120) as client:
+        yield client
+    live.stop()
 
 
 @pytest.fixture(scope="module")

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from kataribe.store.chats import ChatRepository
 from kataribe.store.db import Database, sqlite_url
@@ -19,8 +17,9 @@ from kataribe.store.models import Character
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(sqlite_url(tmp_path))
+def db(database_url: str) -> Iterator[Database]:
+    """Each test runs on SQLite and on PostgreSQL (conftest.database_url)."""
+    database = Database(database_url)
     database.migrate()
     yield database
     database.close()
@@ -70,12 +69,14 @@ def test_empty_chat_has_an_empty_path(db: Database) -> None:
         assert ChatRepository(s).leaves(chat_id) == []
 
 
-def test_append_inserts_one_message_and_one_swipe_and_never_rewrites_other_messages(
-    db: Database, tmp_path: Path
-) -> None:
+def all_message_rows(db: Database) -> list[tuple[Any, ...]]:
+    with db.engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(text("SELECT * FROM messages ORDER BY id"))]
+
+
+def test_append_inserts_one_message_and_one_swipe_and_never_rewrites_other_messages(db: Database) -> None:
     chat_id, _ = new_chat(db, *[f"turn {i}" for i in range(20)])
-    raw = sqlite3.connect(tmp_path / "kataribe.db")
-    before = raw.execute("SELECT * FROM messages ORDER BY id").fetchall()
+    before = all_message_rows(db)
     statements: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
@@ -91,10 +92,9 @@ def test_append_inserts_one_message_and_one_swipe_and_never_rewrites_other_messa
     assert sum(st.startswith("INSERT INTO SWIPES") for st in writes) == 1
     assert not [st for st in writes if st.startswith(("UPDATE MESSAGES", "DELETE"))]
     assert [st.split()[1] for st in writes if st.startswith("UPDATE")] == ["CHATS"]
-    after = raw.execute("SELECT * FROM messages ORDER BY id").fetchall()
+    after = all_message_rows(db)
     assert after[: len(before)] == before  # every old row byte-identical
     assert len(after) == len(before) + 1
-    raw.close()
 
 
 def test_branch_from_a_middle_message_then_append_creates_a_new_child_and_keeps_the_old_branch(

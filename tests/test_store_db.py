@@ -92,7 +92,17 @@ def test_migrate_creates_every_table_the_fts_index_and_records_the_revision(db: 
     assert triggers == {"messages_fts_insert", "messages_fts_delete", "messages_fts_update"}
 
 
-def test_migration_matches_the_models_exactly(db: Database) -> None:
+@pytest.fixture
+def any_db(database_url: str) -> Iterator[Database]:
+    """SQLite and PostgreSQL (conftest.database_url)."""
+    database = Database(database_url)
+    database.migrate()
+    yield database
+    database.close()
+
+
+def test_migration_matches_the_models_exactly(any_db: Database) -> None:
+    db = any_db
     with db.engine.connect() as conn:
         context = MigrationContext.configure(
             conn,
@@ -106,7 +116,8 @@ def test_migration_matches_the_models_exactly(db: Database) -> None:
         assert compare_metadata(context, Base.metadata) == []
 
 
-def test_migrate_twice_is_a_no_op_and_keeps_data(db: Database) -> None:
+def test_migrate_twice_is_a_no_op_and_keeps_data(any_db: Database) -> None:
+    db = any_db
     with db.session() as s:
         chat_id = ChatRepository(s).create_chat(title="kept").id
     db.migrate()

@@ -28,6 +28,7 @@ from kataribe.services.st_chats import ROLE_MARK_KEY, ST_HEADER_KEY
 from kataribe.services.transfer import export_backup, export_st_chat, import_st_chat, restore_backup
 from kataribe.store.assets import remember_asset
 from kataribe.store.chats import ChatRepository
+from kataribe.store.db import sqlite_url
 from kataribe.store.errors import NotFound
 from kataribe.store.models import (
     Asset,
@@ -51,21 +52,27 @@ from kataribe.store.models import (
 TINY_PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(range(40))
 
 
-def open_library(path: Path) -> RoleplayContext:
+def open_library(path: Path, database_url: str | None = None) -> RoleplayContext:
     # The transfer code never touches the engine: no model is loaded for these tests.
-    return RoleplayContext.open(path, engine=None)  # type: ignore[arg-type]
+    return RoleplayContext.open(path, engine=None, database_url=database_url)  # type: ignore[arg-type]
 
 
 @pytest.fixture
-def ctx(tmp_path: Path) -> Iterator[RoleplayContext]:
-    library = open_library(tmp_path / "library")
+def ctx(tmp_path: Path, database_url: str) -> Iterator[RoleplayContext]:
+    """A library on SQLite and on PostgreSQL (conftest.database_url)."""
+    library = open_library(tmp_path / "library", database_url)
     yield library
     library.close()
 
 
 @pytest.fixture
-def empty(tmp_path: Path) -> Iterator[RoleplayContext]:
-    library = open_library(tmp_path / "restored")
+def empty(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) -> Iterator[RoleplayContext]:
+    """A second, empty library on the same kind of database as ``ctx``."""
+    if database_url.startswith("sqlite"):
+        url = sqlite_url(tmp_path / "restored")
+    else:
+        url = request.getfixturevalue("postgres").new_database()
+    library = open_library(tmp_path / "restored", url)
     yield library
     library.close()
 
@@ -741,6 +748,21 @@ def test_backup_restores_every_row_and_file_into_an_empty_library(
         sprite = seraphina.assets[0]
         assert sprite.label == "joy" and empty.assets.read(sprite.sha256) == ctx.assets.read(sprite.sha256)
     assert json.loads(export_backup(empty))["messages"] != []
+
+    # the restored library keeps working: new rows get fresh ids (PostgreSQL's sequences included)
+    with empty.db.session() as s:
+        before = {
+            model: s.scalar(select(func.max(model.id))) for model in (Character, Chat, Message, Persona)
+        }
+        repo = ChatRepository(s)
+        character = Character(name="After restore", card={"spec": "chara_card_v3", "data": {}})
+        persona = Persona(name="New persona")
+        s.add_all([character, persona])
+        s.flush()
+        chat = repo.create_chat(title="after", character_id=character.id)
+        message = repo.append_message(chat.id, "user", "still works")
+        after = {Character: character.id, Chat: chat.id, Message: message.id, Persona: persona.id}
+    assert all(after[model] > (before[model] or 0) for model in before), (before, after)
 
 
 def test_restore_replaces_global_variables_of_the_same_name_and_keeps_the_others(
