@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,7 +20,7 @@ from kataribe.api.app import create_app
 from kataribe.engine.default_model import default_model_path
 from kataribe.engine.llamacpp import EmbeddedConfig, EmbeddedEngine
 from kataribe.settings import Settings
-from kataribe.store.db import sqlite_url
+from kataribe.store.db import Database, sqlite_url
 from tests.pg import PostgresServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,6 +79,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return server.new_database()
 
 
+@pytest.fixture
+def any_db(database_url: str) -> Iterator[Database]:
+    """A migrated, empty database: each test using it runs on SQLite and on PostgreSQL."""
+    database = Database(database_url)
+    database.migrate()
+    yield database
+    database.close()
+
+
 @pytest.fixture(scope="session")
 def model_path() -> Path:
     return default_model_path()
@@ -128,6 +138,30 @@ def serve(engine: object, data_dir: Path, **settings: object) -> LiveServer:
     port = free_port()
     app = create_app(Settings(data_dir=data_dir, port=port, **settings), engine)  # type: ignore[arg-type]
     return LiveServer(app, port).start()
+
+
+def own_live_server(library: str, **settings: object) -> Any:
+    """A module-scoped ``live`` fixture: a live server over the shared engine with its own library
+    (a fresh data dir named ``library``), so a module sees only what it made."""
+
+    @pytest.fixture(scope="module", name="live")
+    def live(engine: EmbeddedEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+        server = serve(engine, tmp_path_factory.mktemp(library), **settings)
+        yield server
+        server.stop()
+
+    return live
+
+
+def api_client(name: str, timeout: float = 60) -> Any:
+    """A module-scoped fixture called ``name``: an HTTP client for the module's ``live`` server's /api."""
+
+    @pytest.fixture(scope="module", name=name)
+    def client(live: LiveServer) -> Iterator[httpx.Client]:
+        with httpx.Client(base_url=live.url + "/api", timeout=timeout) as opened:
+            yield opened
+
+    return client
 
 
 @pytest.fixture(scope="session")

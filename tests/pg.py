@@ -66,8 +66,9 @@ class PostgresServer:
         import psycopg
 
         name = f"t_{uuid.uuid4().hex[:12]}"
-        admin = {"host": str(self.root), "port": PORT, "user": ROLE, "dbname": "postgres"}
-        with psycopg.connect(**admin, autocommit=True) as conn:
+        with psycopg.connect(
+            host=str(self.root), port=PORT, user=ROLE, dbname="postgres", autocommit=True
+        ) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 

@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from kataribe.engine.llamacpp import EmbeddedEngine
-from tests.conftest import LiveServer, serve
+from tests.conftest import api_client, own_live_server
 
-
-@pytest.fixture(scope="module")
-def live(engine: EmbeddedEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    # Its own library: the order and filter checks below see only the characters this module made.
-    server = serve(engine, tmp_path_factory.mktemp("api-favorites-links"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def api(live: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live.url + "/api", timeout=60) as client:
-        yield client
+live = own_live_server("api-favorites-links")
+api = api_client("api")
 
 
 def import_json(api: httpx.Client, card: dict[str, Any], filename: str = "card.json") -> dict[str, Any]:

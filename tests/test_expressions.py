@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from kataribe.services.expressions import (
     read_sprite_zip,
 )
 from kataribe.settings import Settings
-from tests.conftest import LiveServer, free_port
+from tests.conftest import LiveServer, api_client, free_port, own_live_server
 
 HAPPY = "Yay!! I'm so happy, this is the best day of my life! *laughs and dances with joy*"
 PNG_1PX = (
@@ -44,18 +43,8 @@ def seraphina_sprites_zip(fixtures_dir: Path) -> bytes:
     return zip_of({f"Seraphina/{p.name}": p.read_bytes() for p in sorted(folder.glob("*.png"))})
 
 
-@pytest.fixture(scope="module")
-def live(engine: EmbeddedEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    port = free_port()
-    settings = Settings(data_dir=tmp_path_factory.mktemp("expr-data"), port=port)
-    server = LiveServer(create_app(settings, engine), port).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def api(live: LiveServer) -> httpx.Client:
-    return httpx.Client(base_url=live.url + "/api", timeout=120)
+live = own_live_server("expr-data")
+api = api_client("api", timeout=120)
 
 
 @pytest.fixture(scope="module")

@@ -92,15 +92,6 @@ def test_migrate_creates_every_table_the_fts_index_and_records_the_revision(db: 
     assert triggers == {"messages_fts_insert", "messages_fts_delete", "messages_fts_update"}
 
 
-@pytest.fixture
-def any_db(database_url: str) -> Iterator[Database]:
-    """SQLite and PostgreSQL (conftest.database_url)."""
-    database = Database(database_url)
-    database.migrate()
-    yield database
-    database.close()
-
-
 def test_migration_matches_the_models_exactly(any_db: Database) -> None:
     db = any_db
     with db.engine.connect() as conn:

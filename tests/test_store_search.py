@@ -27,12 +27,8 @@ TEXTS = [
 
 
 @pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    """Each test runs on SQLite and on PostgreSQL (conftest.database_url)."""
-    database = Database(database_url)
-    database.migrate()
-    yield database
-    database.close()
+def db(any_db: Database) -> Database:
+    return any_db  # every test here runs on SQLite and on PostgreSQL
 
 
 @pytest.fixture

@@ -12,9 +12,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from kataribe.engine.llamacpp import EmbeddedEngine
 from tests.browser import shot
-from tests.conftest import LiveServer, serve
+from tests.conftest import LiveServer, api_client, own_live_server
 
 # Generation runs on the real model with 2 threads: on a busy CI machine a first prompt can take a minute.
 GEN_TIMEOUT = 180_000
@@ -24,17 +23,8 @@ HOSTILE = (
 )
 
 
-@pytest.fixture(scope="module")
-def live(engine: EmbeddedEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = serve(engine, tmp_path_factory.mktemp("ui-chat"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def rest(live: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live.url + "/api", timeout=300) as client:
-        yield client
+live = own_live_server("ui-chat")
+rest = api_client("rest", timeout=300)
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, Page, expect
 
-from kataribe.engine.llamacpp import EmbeddedEngine
-from tests.browser import shot
-from tests.conftest import LiveServer, serve
+from tests.browser import browser_tab, open_app, shot
+from tests.conftest import LiveServer, api_client, own_live_server
 
 SCRIPT = "<script>window.__pwned=1</script>"
 IMG = '<img src=x onerror="window.__pwned=1">'
@@ -39,17 +38,8 @@ CARD_TEXT_FIELDS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def live(engine: EmbeddedEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = serve(engine, tmp_path_factory.mktemp("ui-gallery"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def rest(live: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live.url + "/api", timeout=60) as client:
-        yield client
+live = own_live_server("ui-gallery")
+rest = api_client("rest")
 
 
 @pytest.fixture(scope="module")
@@ -66,28 +56,14 @@ def seraphina(rest: httpx.Client, seraphina_png: Path) -> dict[str, Any]:
     return dict(r.json())
 
 
-def _context(browser: Browser, *, bypass_csp: bool = False) -> BrowserContext:
-    ctx = browser.new_context(
-        locale="en-US", viewport={"width": 1280, "height": 900}, accept_downloads=True, bypass_csp=bypass_csp
-    )
-    ctx.set_default_timeout(20_000)
-    return ctx
-
-
 @pytest.fixture()
 def page(browser: Browser) -> Iterator[Page]:
-    ctx = _context(browser)
-    tab = ctx.new_page()
-    errors: list[str] = []
-    tab.on("pageerror", lambda err: errors.append(str(err)))
-    yield tab
-    ctx.close()
-    assert not errors, f"uncaught errors in the page: {errors}"
+    with browser_tab(browser) as tab:
+        yield tab
 
 
 def goto(page: Page, live: LiveServer, hash_: str) -> None:
-    page.goto(f"{live.url}/{hash_}")
-    page.locator("body[data-ready=true]").wait_for()
+    open_app(page, live.url, hash_)
 
 
 def card_of(page: Page, character_id: int) -> Any:
@@ -122,9 +98,7 @@ def test_card_dropped_on_the_dropzone_is_imported(
         "data": {"name": "Dropped Dana", "first_mes": "Hi."},
     }
     # Building a File and a DataTransfer needs page scripts, which the app's CSP (rightly) forbids.
-    ctx = _context(browser, bypass_csp=True)
-    try:
-        page = ctx.new_page()
+    with browser_tab(browser, bypass_csp=True) as page:
         goto(page, live, "#/characters")
         transfer = page.evaluate_handle(
             """(text) => {
@@ -139,8 +113,6 @@ def test_card_dropped_on_the_dropzone_is_imported(
         names = [c["name"] for c in rest.get("/characters").json()]
         assert "Dropped Dana" in names
         expect(page.locator("#gallery-grid .card-name", has_text="Dropped Dana")).to_be_visible()
-    finally:
-        ctx.close()
 
 
 def test_a_file_that_is_not_a_card_gets_an_error_toast_with_the_servers_reason(
@@ -327,9 +299,7 @@ def test_hostile_card_shows_as_text_in_gallery_and_editor_and_runs_nothing(
     before = {c["id"] for c in rest.get("/characters").json()}
 
     # Without the CSP, nothing but the page's own care stands between the text and the DOM.
-    ctx = _context(browser, bypass_csp=True)
-    try:
-        page = ctx.new_page()
+    with browser_tab(browser, bypass_csp=True) as page:
         goto(page, live, "#/characters")
         page.set_input_files("#card-file", str(hostile_file))  # imported like any card a user downloads
         deadline = time.monotonic() + 30
@@ -359,8 +329,6 @@ def test_hostile_card_shows_as_text_in_gallery_and_editor_and_runs_nothing(
         assert page.locator("#main script").count() == 0
         assert page.locator("#main img[src=x]").count() == 0
         assert page.evaluate("typeof window.__pwned") == "undefined"
-    finally:
-        ctx.close()
 
 
 def test_star_toggles_favorite_sorts_it_first_and_favorites_only_narrows_the_grid(

@@ -9,49 +9,27 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
-from kataribe.engine.llamacpp import EmbeddedEngine
-from tests.browser import ARTIFACTS, shot
-from tests.conftest import LiveServer, serve
+from tests.browser import ARTIFACTS, browser_tab, open_app, shot
+from tests.conftest import LiveServer, api_client, own_live_server
 
 HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=1">'
 
 
-@pytest.fixture(scope="module")
-def live(engine: EmbeddedEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = serve(engine, tmp_path_factory.mktemp("ui-lore-groups"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def rest(live: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live.url + "/api", timeout=120) as client:
-        yield client
+live = own_live_server("ui-lore-groups")
+rest = api_client("rest", timeout=120)
 
 
 @pytest.fixture()
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    ctx = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
-    ctx.set_default_timeout(30_000)
-    yield ctx
-    ctx.close()
-
-
-@pytest.fixture()
-def page(context: BrowserContext) -> Iterator[Page]:
-    tab = context.new_page()
-    errors: list[str] = []
-    tab.on("pageerror", lambda err: errors.append(str(err)))
-    tab.on("dialog", lambda dialog: dialog.accept())
-    yield tab
-    assert not errors, f"uncaught errors in the page: {errors}"
+def page(browser: Browser) -> Iterator[Page]:
+    with browser_tab(browser, timeout_ms=30_000) as tab:
+        tab.on("dialog", lambda dialog: dialog.accept())  # confirm() before deleting
+        yield tab
 
 
 def open_page(page: Page, live: LiveServer, route: str) -> None:
-    page.goto(f"{live.url}/#/{route}")
-    page.locator("body[data-ready=true]").wait_for()
+    open_app(page, live.url, f"#/{route}")
 
 
 def new_character(rest: httpx.Client, name: str) -> dict[str, Any]:

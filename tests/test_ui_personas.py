@@ -7,51 +7,23 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, Page, expect
 
-from kataribe.engine.llamacpp import EmbeddedEngine
-from tests.browser import shot
-from tests.conftest import LiveServer, serve
+from tests.browser import browser_tab, open_app, shot
+from tests.conftest import LiveServer, api_client, own_live_server
 
-
-@pytest.fixture(scope="module")
-def live(engine: EmbeddedEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = serve(engine, tmp_path_factory.mktemp("ui-personas"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def rest(live: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live.url + "/api", timeout=60) as client:
-        yield client
-
-
-def _context(browser: Browser, locale: str = "en-US") -> BrowserContext:
-    ctx = browser.new_context(locale=locale, viewport={"width": 1280, "height": 900})
-    ctx.set_default_timeout(20_000)
-    return ctx
-
-
-def _page(ctx: BrowserContext) -> tuple[Page, list[str]]:
-    tab = ctx.new_page()
-    errors: list[str] = []
-    tab.on("pageerror", lambda err: errors.append(str(err)))
-    return tab, errors
+live = own_live_server("ui-personas")
+rest = api_client("rest")
 
 
 @pytest.fixture()
 def page(browser: Browser) -> Iterator[Page]:
-    ctx = _context(browser)
-    tab, errors = _page(ctx)
-    yield tab
-    ctx.close()
-    assert not errors, f"uncaught errors in the page: {errors}"
+    with browser_tab(browser) as tab:
+        yield tab
 
 
 def goto(page: Page, live: LiveServer, hash_: str) -> None:
-    page.goto(f"{live.url}/{hash_}")
-    page.locator("body[data-ready=true]").wait_for()
+    open_app(page, live.url, hash_)
 
 
 def created(r: httpx.Response) -> dict[str, Any]:
@@ -177,13 +149,8 @@ def test_unsaved_form_edits_survive_a_lock(page: Page, live: LiveServer, rest: h
 def test_lock_controls_speak_japanese(browser: Browser, live: LiveServer, rest: httpx.Client) -> None:
     persona = created(rest.post("/personas", json={"name": "Tabibito"}))
     created(rest.post("/characters", json={"name": "Hikari"}))
-    ctx = _context(browser, "ja-JP")
-    try:
-        tab, errors = _page(ctx)
+    with browser_tab(browser, locale="ja-JP") as tab:
         goto(tab, live, f"#/personas/{persona['id']}")
         expect(tab.locator("#persona-locks legend")).to_have_text("固定されたキャラクター")
         expect(tab.locator("#persona-lock")).to_have_text("固定")
         expect(tab.locator("#persona-lorebook option").first).to_have_text("なし")
-        assert not errors, errors
-    finally:
-        ctx.close()
