@@ -179,6 +179,15 @@ def browser() -> Iterator[object]:
         launched.close()
 
 
+@pytest.fixture()
+def page(browser: object) -> Iterator[object]:
+    """A tab in a fresh browser context (tests/browser.py browser_tab); modules may define their own."""
+    from tests.browser import browser_tab
+
+    with browser_tab(browser) as tab:
+        yield tab
+
+
 @pytest.fixture(autouse=True)
 def _isolated_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # Tests never read or write the user's real data dir or config.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +53,6 @@ def seraphina(rest: httpx.Client, seraphina_png: Path) -> dict[str, Any]:
     )
     assert r.status_code == 201, r.text
     return dict(r.json())
-
-
-@pytest.fixture()
-def page(browser: Browser) -> Iterator[Page]:
-    with browser_tab(browser) as tab:
-        yield tab
 
 
 def goto(page: Page, live: LiveServer, hash_: str) -> None:

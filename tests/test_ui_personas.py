@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser import browser_tab, open_app, shot
@@ -14,12 +12,6 @@ from tests.conftest import LiveServer, api_client, own_live_server
 
 live = own_live_server("ui-personas")
 rest = api_client("rest")
-
-
-@pytest.fixture()
-def page(browser: Browser) -> Iterator[Page]:
-    with browser_tab(browser) as tab:
-        yield tab
 
 
 def goto(page: Page, live: LiveServer, hash_: str) -> None:
