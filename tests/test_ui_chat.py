@@ -287,6 +287,7 @@ def test_language_switch_and_japanese_browser_default(
     expect(nav).to_have_text("キャラクター")
     expect(page.locator("#send")).to_have_text("送信")
     expect(page.locator("html")).to_have_attribute("lang", "ja")
+    expect(page.locator("#panel h3").first).to_have_text("ペルソナ")  # the side panel is redrawn too
     shot(page, "chat_ja.png")
 
     page.locator("#lang-select").select_option("en")
