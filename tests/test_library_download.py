@@ -28,9 +28,8 @@ from kataribe.library.download import (
     DownloadProgress,
     NotEnoughDiskSpace,
     download_file,
-    download_to_hf_cache,
-    hf_cache_path,
 )
+from kataribe.library.hf_cache import download_to_hf_cache, hf_cache_path
 from kataribe.library.hub import HubError, HubOffline, InvalidHubName
 from tests.fakehub import FakeHub
 

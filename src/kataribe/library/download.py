@@ -1,4 +1,4 @@
-"""Resumable, sha256-verified file downloads from the Hub, optionally into the Hugging Face cache layout."""
+"""Resumable, sha256-verified file downloads from the Hub (the Hugging Face cache layout: hf_cache.py)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from kataribe.library.hub import (
     DEFAULT_ENDPOINT,
     HubError,
     HubOffline,
-    InvalidHubName,
     checked_endpoint,
     checked_repo_id,
     checked_repo_path,
@@ -36,9 +35,7 @@ if sys.platform != "win32":
 
 MIB = 1 << 20
 DISK_MARGIN = 64 * MIB
-_HEX_RE = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-_COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 _CONTENT_RANGE_RE = re.compile(r"^bytes (?:(\d+)-(\d+)|\*)/(\d+)$")
 _TIMEOUT = httpx.Timeout(60.0, connect=15.0)
 
@@ -116,25 +113,7 @@ def resolve_url(endpoint: str, repo_id: str, revision: str, path: str) -> str:
     return f"{endpoint}/{repo_id}/resolve/{quote(revision, safe='')}/{quote(path, safe='/')}"
 
 
-def hf_cache_path(cache_dir: Path, repo_id: str, revision_commit: str, path: str) -> Path:
-    """Where the Hugging Face cache keeps ``path`` of ``repo_id`` at a commit (a snapshot entry)."""
-    repo_id, path = checked_repo_id(repo_id), checked_repo_path(path)
-    return _repo_cache_dir(Path(cache_dir), repo_id) / "snapshots" / _checked_commit(revision_commit) / path
-
-
-def _repo_cache_dir(cache_dir: Path, repo_id: str) -> Path:
-    return cache_dir / ("models--" + repo_id.replace("/", "--"))
-
-
-def _checked_commit(commit: str) -> str:
-    if not isinstance(commit, str) or not _COMMIT_RE.match(commit):
-        raise InvalidHubName(
-            f"{str(commit)[:60]!r} is not a commit hash (40 hex digits).", param="revision_commit"
-        )
-    return commit
-
-
-def _checked_sha256(sha256: str | None) -> str | None:
+def checked_sha256(sha256: str | None) -> str | None:
     if sha256 is None:
         return None
     if not isinstance(sha256, str) or not _SHA256_RE.match(sha256.lower()):
@@ -208,7 +187,7 @@ def _content_length(response: httpx.Response) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def _status_error(response: httpx.Response, ctx: dict[str, str], has_token: bool) -> KataribeError:
+def status_error(response: httpx.Response, ctx: dict[str, str], has_token: bool) -> KataribeError:
     return hub_error_for(
         response.status_code,
         response.headers.get("X-Error-Code"),
@@ -237,7 +216,7 @@ def _transfer(
                 _check_total(job, start)
                 return start, start, hasher  # the partial file was already whole
             if status not in (200, 206):
-                raise _status_error(response, job.context, "Authorization" in job.headers)
+                raise status_error(response, job.context, "Authorization" in job.headers)
             if status == 206:
                 span = _content_range(response.headers.get("Content-Range"))
                 if span is None or span[0] != start:
@@ -309,11 +288,11 @@ def _report(job: _Job, downloaded: int, total: int | None, start: int, began: fl
         job.progress(DownloadProgress(downloaded, total, speed, start))
 
 
-def _client() -> httpx.Client:
+def hub_client() -> httpx.Client:
     return httpx.Client(follow_redirects=True, timeout=_TIMEOUT)
 
 
-def _request_headers(token: str | None) -> dict[str, str]:
+def request_headers(token: str | None) -> dict[str, str]:
     # identity: the bytes on disk must be the file's bytes, or neither resume nor sha256 would hold
     headers = {"Accept-Encoding": "identity", "User-Agent": "kataribe"}
     if token:
@@ -343,7 +322,7 @@ def download_file(
     """
     endpoint = checked_endpoint(endpoint)
     repo_id, path, revision = checked_repo_id(repo_id), checked_repo_path(path), checked_revision(revision)
-    expected_sha256 = _checked_sha256(expected_sha256)
+    expected_sha256 = checked_sha256(expected_sha256)
     expected_size = _checked_count(expected_size, "expected_size")
     chunk_size = _checked_count(chunk_size, "chunk_size", minimum=1) or MIB
     if offline:
@@ -356,7 +335,7 @@ def download_file(
         _require_space(dest.parent, max(expected_size - start, 0))
     job = _Job(
         url=resolve_url(endpoint, repo_id, revision, path),
-        headers=_request_headers(token),
+        headers=request_headers(token),
         part_path=part_path,
         expected_size=expected_size,
         progress=progress,
@@ -367,7 +346,7 @@ def download_file(
     if _cancelled(job):
         raise DownloadCancelled(part_path, start)
     try:
-        with part_path.open("a+b") as part, _client() as client:
+        with part_path.open("a+b") as part, hub_client() as client:
             _lock(part, part_path)
             start = os.fstat(part.fileno()).st_size
             if expected_size is not None and start > expected_size:
@@ -412,122 +391,3 @@ def _verify(
         raise _PartRejected(
             "The file's sha256 does not match the Hub's; it was deleted, try again.", "sha256_mismatch"
         )
-
-
-def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
-    return url.scheme, url.host, url.port
-
-
-def _hub_file_identity(
-    client: httpx.Client, url: str, headers: dict[str, str], ctx: dict[str, str]
-) -> tuple[str, str]:
-    """(commit, etag) of a file from a HEAD on its resolve URL.
-
-    Redirects are followed only on the Hub's own origin (a renamed repository): the answer that
-    redirects to the CDN already carries both, and the token must not travel there.
-    """
-    for _ in range(5):
-        try:
-            response = client.head(url, headers=headers, follow_redirects=False)
-        except httpx.HTTPError as exc:
-            raise unreachable_hub(ctx["endpoint"], exc) from exc
-        if response.status_code >= 400:
-            raise _status_error(response, ctx, "Authorization" in headers)
-        target = response.next_request.url if response.next_request is not None else None
-        if "X-Repo-Commit" in response.headers or target is None or _origin(target) != _origin(response.url):
-            break
-        url = str(target)
-    commit = response.headers.get("X-Repo-Commit", "")
-    etag = response.headers.get("X-Linked-Etag") or response.headers.get("ETag") or ""
-    etag = etag.removeprefix("W/").strip('"').lower()
-    if not _COMMIT_RE.match(commit) or not _HEX_RE.match(etag):
-        raise DownloadError(
-            f"The Hub did not say which commit and content {ctx['path']} has, so it cannot be placed in "
-            "the Hugging Face cache. Check the endpoint setting, or download it to a plain folder.",
-            code="hub_bad_answer",
-        )
-    return commit, etag
-
-
-def _link_snapshot(snapshot: Path, blob: Path) -> None:
-    snapshot.parent.mkdir(parents=True, exist_ok=True)
-    temp = snapshot.with_name(snapshot.name + ".link")
-    temp.unlink(missing_ok=True)
-    try:
-        # relative, as huggingface_hub makes them, so the cache folder can be moved as a whole
-        os.symlink(os.path.relpath(blob, snapshot.parent), temp)
-        os.replace(temp, snapshot)
-    except OSError:
-        # no symlinks (Windows without developer mode): huggingface_hub then keeps the file itself
-        # in the snapshot folder
-        os.replace(blob, snapshot)
-
-
-def _write_ref(repo_dir: Path, revision: str, commit: str) -> None:
-    ref = repo_dir / "refs" / revision
-    ref.parent.mkdir(parents=True, exist_ok=True)
-    temp = ref.with_name(ref.name + ".tmp")
-    temp.write_text(commit, encoding="ascii")
-    os.replace(temp, ref)
-
-
-def download_to_hf_cache(
-    *,
-    endpoint: str = DEFAULT_ENDPOINT,
-    repo_id: str,
-    path: str,
-    revision: str = "main",
-    cache_dir: Path,
-    expected_sha256: str | None,
-    expected_size: int | None,
-    token: str | None = None,
-    progress: Callable[[DownloadProgress], None] | None = None,
-    cancel: threading.Event | None = None,
-    offline: bool = False,
-    chunk_size: int = MIB,
-) -> Path:
-    """Download into the Hugging Face cache layout so huggingface_hub and other tools find the file.
-
-    The content goes to ``models--org--name/blobs/<etag>`` (the sha256 for LFS files), the
-    snapshot entry ``snapshots/<commit>/<path>`` links to it, and ``refs/<revision>`` names the
-    commit. Returns the snapshot path. The file is fetched by commit, so a push to the branch
-    during the download cannot mix two versions.
-    """
-    endpoint = checked_endpoint(endpoint)
-    repo_id, path, revision = checked_repo_id(repo_id), checked_repo_path(path), checked_revision(revision)
-    expected_sha256 = _checked_sha256(expected_sha256)
-    if offline:
-        raise HubOffline(f"download {path} from {repo_id}")
-    ctx = {"endpoint": endpoint, "repo_id": repo_id, "revision": revision, "path": path}
-    with _client() as client:
-        commit, etag = _hub_file_identity(
-            client, resolve_url(endpoint, repo_id, revision, path), _request_headers(token), ctx
-        )
-    if expected_sha256 is not None and len(etag) == 64 and etag != expected_sha256:
-        raise DownloadError(
-            f"{path} changed on the Hub since it was listed (its sha256 is now {etag}). "
-            "List the files again and retry.",
-            code="sha256_mismatch",
-        )
-    repo_dir = _repo_cache_dir(Path(cache_dir), repo_id)
-    blob = repo_dir / "blobs" / etag
-    snapshot = hf_cache_path(Path(cache_dir), repo_id, commit, path)
-    if not snapshot.exists():  # a snapshot entry is only ever made from a verified blob
-        if not blob.exists():
-            download_file(
-                endpoint=endpoint,
-                repo_id=repo_id,
-                path=path,
-                revision=commit,
-                dest=blob,
-                expected_sha256=expected_sha256 or (etag if len(etag) == 64 else None),
-                expected_size=expected_size,
-                token=token,
-                progress=progress,
-                cancel=cancel,
-                chunk_size=chunk_size,
-            )
-        _link_snapshot(snapshot, blob)
-    if revision != commit:
-        _write_ref(repo_dir, revision, commit)
-    return snapshot

@@ -17,9 +17,10 @@ from kataribe.engine.default_model import default_model_path
 from kataribe.engine.gguf_meta import inspect_gguf
 from kataribe.engine.switchable import SwitchableEngine
 from kataribe.errors import InvalidRequest, ModelLoadError
-from kataribe.library.download import DownloadProgress, download_file, download_to_hf_cache
+from kataribe.library.download import DownloadProgress, download_file
 from kataribe.library.fit import auto_load_settings, fit_model
 from kataribe.library.hardware import HardwareInfo, detect_hardware
+from kataribe.library.hf_cache import download_to_hf_cache
 from kataribe.library.hub import list_gguf_files, search_models
 from kataribe.library.recommendations import filter_recommendations, load_recommendations
 from kataribe.settings import Settings
