@@ -19,8 +19,10 @@ import uvicorn
 from kataribe.api.app import create_app
 from kataribe.engine.default_model import default_model_path
 from kataribe.engine.llamacpp import EmbeddedConfig, EmbeddedEngine
+from kataribe.services.context import RoleplayContext
 from kataribe.settings import Settings
 from kataribe.store.db import Database, sqlite_url
+from tests.libraries import open_library
 from tests.pg import PostgresServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,6 +88,26 @@ def any_db(database_url: str) -> Iterator[Database]:
     database.migrate()
     yield database
     database.close()
+
+
+@pytest.fixture
+def ctx(tmp_path: Path, database_url: str) -> Iterator[RoleplayContext]:
+    """A library without a model (tests/libraries.py) on SQLite and on PostgreSQL."""
+    library = open_library(tmp_path / "library", database_url)
+    yield library
+    library.close()
+
+
+@pytest.fixture
+def empty(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) -> Iterator[RoleplayContext]:
+    """A second, empty library on the same kind of database as ``ctx``."""
+    if database_url.startswith("sqlite"):
+        url = sqlite_url(tmp_path / "restored")
+    else:
+        url = request.getfixturevalue("postgres").new_database()
+    library = open_library(tmp_path / "restored", url)
+    yield library
+    library.close()
 
 
 @pytest.fixture(scope="session")
