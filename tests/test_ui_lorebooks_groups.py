@@ -168,6 +168,10 @@ def test_group_page_then_toolbar_next_turn_and_force_talk_use_the_real_model(
     page.locator("#group-start").click()
     page.wait_for_url(re.compile(r"#/chat/\d+$"))
     chat_id = int(page.url.rsplit("/", 1)[1])
+    sidebar = page.locator(
+        "#chat-list .chat-group", has=page.locator(".chat-group-title", has_text="Group: Tea Party")
+    )
+    expect(sidebar.locator(f'.chat-link[data-chat-id="{chat_id}"]')).to_be_visible()
     r = rest.patch(f"/chats/{chat_id}", json={"settings": {"max_tokens": 8, "sampler": {"seed": 3}}})
     assert r.status_code == 200, r.text
     messages = page.locator("#messages .message")

@@ -47,12 +47,13 @@ async function render() {
 
 async function refreshChats(query = "") {
   const list = document.getElementById("chat-list");
-  const [chats, characters] = await Promise.all([api("/api/chats"), api("/api/characters")]);
+  const [chats, characters, groupList] = await Promise.all([api("/api/chats"), api("/api/characters"), api("/api/groups")]);
   const names = new Map(characters.map((c) => [c.id, c.name]));
+  const groupNames = new Map(groupList.map((g) => [g.id, t("sidebar.groupChats", { name: g.name })]));
   const groups = new Map();
   for (const chat of chats) {
     if (query && !chat.title.toLowerCase().includes(query.toLowerCase())) continue;
-    const key = chat.character_id ? names.get(chat.character_id) || "?" : (chat.group_id ? "👥" : "?");
+    const key = chat.character_id ? names.get(chat.character_id) || "?" : groupNames.get(chat.group_id) || "?";
     if (!groups.has(key)) groups.set(key, []);
     groups.get(key).push(chat);
   }
@@ -79,7 +80,11 @@ async function start() {
   const select = document.getElementById("lang-select");
   select.value = lang;
   await setLanguage(lang);
-  select.addEventListener("change", async () => { await setLanguage(select.value); route(); });
+  select.addEventListener("change", async () => {
+    await setLanguage(select.value);
+    refreshChats(document.getElementById("chat-search").value).catch((e) => toast(e.message, "error"));
+    route();
+  });
   document.getElementById("theme-toggle").addEventListener("click", () =>
     setTheme(document.documentElement.dataset.theme === "dark" ? "light" : "dark"));
   document.getElementById("menu-toggle").addEventListener("click", () =>
