@@ -14,6 +14,7 @@ from openai import OpenAI
 from kataribe.api.app import create_app
 from kataribe.engine.base import ChatMessage, GenerationRequest, SamplingParams, TextDelta
 from kataribe.engine.remote import RemoteConfig, RemoteEngine, estimate_tokens, split_base_url
+from kataribe.engine.remote_request import build_payload
 from kataribe.errors import InvalidRequest, ModelLoadError
 from kataribe.settings import Settings
 from tests.conftest import LiveServer, free_port, wait_http
@@ -149,6 +150,80 @@ def test_sampler_names_are_mapped_per_server(remote: RemoteEngine) -> None:
     assert route.endswith("/chat/completions")
     assert body["repetition_penalty"] == 1.2 and "repeat_penalty" not in body
     assert body["structured_outputs"] == {"grammar": 'root ::= "a"'}
+
+
+ROLEPLAY_SAMPLERS = SamplingParams(
+    dry_multiplier=0.8,
+    dry_sequence_breakers=["\n", "*"],
+    xtc_probability=0.5,
+    xtc_threshold=0.15,
+    top_n_sigma=1.5,
+    dynatemp_range=0.5,
+    mirostat=2,
+)
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        (
+            "llama-server",
+            {
+                "dry_multiplier": 0.8,
+                "dry_sequence_breakers": ["\n", "*"],
+                "xtc_probability": 0.5,
+                "xtc_threshold": 0.15,
+                "top_n_sigma": 1.5,
+                "dynatemp_range": 0.5,
+                "mirostat": 2,
+            },
+        ),
+        ("koboldcpp", {"dry_multiplier": 0.8, "nsigma": 1.5, "xtc_probability": 0.5, "mirostat": 2}),
+        ("openai", {"dry_multiplier": 0.8, "top_n_sigma": 1.5, "mirostat_tau": 5.0}),
+    ],
+)
+def test_role_play_samplers_go_out_under_each_servers_names(kind: str, expected: dict[str, object]) -> None:
+    _route, body = build_payload(
+        GenerationRequest(prompt="x", sampling=ROLEPLAY_SAMPLERS),
+        kind=kind,
+        model_name="m",
+        api_base="http://h/v1",
+    )
+    assert {key: body[key] for key in expected} == expected
+    assert ("top_n_sigma" in body) == (kind != "koboldcpp")
+
+
+def test_samplers_that_are_off_are_not_sent() -> None:
+    _route, body = build_payload(
+        GenerationRequest(prompt="x"), kind="llama-server", model_name="m", api_base="h"
+    )
+    assert not {k for k in body if k.startswith(("dry_", "xtc_", "mirostat", "dynatemp", "top_n_sigma"))}
+
+
+@pytest.mark.parametrize("kind", ["vllm", "llama-cpp-python"])
+def test_a_server_without_dry_gets_a_clear_refusal_not_a_silent_ignore(kind: str) -> None:
+    with pytest.raises(InvalidRequest, match=rf"\({kind}\) has no DRY"):
+        build_payload(
+            GenerationRequest(prompt="x", sampling=SamplingParams(dry_multiplier=1.0)),
+            kind=kind,
+            model_name="m",
+            api_base="h",
+        )
+
+
+def test_mirostat_reaches_llama_cpp_pythons_server_as_mirostat_mode(remote: RemoteEngine) -> None:
+    sampling = SamplingParams(mirostat=2, mirostat_tau=3.0, seed=5)
+    _route, body = remote.payload(GenerationRequest(prompt="x", sampling=sampling))
+    assert body["mirostat_mode"] == 2 and "mirostat" not in body
+    text, done = collect(
+        remote, GenerationRequest(prompt="Once upon a time", max_tokens=8, sampling=sampling)
+    )
+    assert text and done.finish_reason in ("length", "stop")  # type: ignore[attr-defined]
+    refused, failed = collect(
+        remote, GenerationRequest(prompt="x", max_tokens=4, sampling=SamplingParams(dry_multiplier=1.0))
+    )
+    assert refused == "" and failed.finish_reason == "error"  # type: ignore[attr-defined]
+    assert "has no DRY" in str(failed.error)  # type: ignore[attr-defined]
 
 
 def test_kataribe_serves_a_remote_model_to_the_openai_client(remote: RemoteEngine, tmp_path: Path) -> None:

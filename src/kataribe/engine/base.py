@@ -20,6 +20,10 @@ class ChatMessage:
     name: str | None = None
 
 
+DRY_SEQUENCE_BREAKERS = ("\n", ":", '"', "*")
+"""llama.cpp's default DRY sequence breakers: a repeat across one of these is not penalized."""
+
+
 @dataclass
 class SamplingParams:
     """Sampler settings. Defaults are neutral (no penalties) so clients get what they ask for."""
@@ -35,6 +39,26 @@ class SamplingParams:
     frequency_penalty: float = 0.0
     seed: int | None = None
     logit_bias: dict[int, float] = field(default_factory=dict)
+    # Samplers role-play users ask for by name (llama-server's names and defaults; all off by default).
+    dynatemp_range: float = 0.0
+    """Dynamic temperature: the temperature moves within ±range with the entropy (0 = off)."""
+    dynatemp_exponent: float = 1.0
+    top_n_sigma: float = -1.0
+    """Keep tokens within n standard deviations of the top logit (-1 = off)."""
+    xtc_probability: float = 0.0
+    """XTC: with this probability, remove every top choice above the threshold but the least likely."""
+    xtc_threshold: float = 0.1
+    dry_multiplier: float = 0.0
+    """DRY: penalize tokens that would extend a sequence already in the context (0 = off)."""
+    dry_base: float = 1.75
+    dry_allowed_length: int = 2
+    dry_penalty_last_n: int = -1
+    """How many recent tokens DRY looks at (-1 = the whole context, 0 = off)."""
+    dry_sequence_breakers: list[str] = field(default_factory=lambda: list(DRY_SEQUENCE_BREAKERS))
+    mirostat: int = 0
+    """0 = off, 1 = Mirostat, 2 = Mirostat 2.0 (replaces top-k/top-p/min-p/typical/XTC)."""
+    mirostat_tau: float = 5.0
+    mirostat_eta: float = 0.1
 
 
 @dataclass

@@ -26,6 +26,7 @@ from kataribe.engine.base import (
     TokenLogprob,
     Usage,
 )
+from kataribe.engine.remote_request import build_payload
 from kataribe.engine.textstream import StopStringFilter
 from kataribe.errors import BackendError, InvalidRequest, KataribeError, ModelLoadError
 
@@ -219,66 +220,7 @@ class RemoteEngine:
     # -- request building --
     def payload(self, request: GenerationRequest) -> tuple[str, dict[str, Any]]:
         """The route and JSON body for this request, with sampler names this server understands."""
-        s = request.sampling
-        body: dict[str, Any] = {
-            "model": self.model_name,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-            "temperature": s.temperature,
-            "top_p": s.top_p,
-            "presence_penalty": s.presence_penalty,
-            "frequency_penalty": s.frequency_penalty,
-        }
-        if request.max_tokens is not None:
-            body["max_tokens"] = request.max_tokens
-        if s.seed is not None:
-            body["seed"] = s.seed
-        if request.stop:
-            body["stop"] = request.stop
-        if s.logit_bias:
-            body["logit_bias"] = {str(k): max(-100.0, v) for k, v in s.logit_bias.items()}
-        # Non-OpenAI samplers: top_k / min_p are accepted as top-level extras by llama.cpp and vLLM.
-        body["top_k"] = s.top_k
-        body["min_p"] = s.min_p
-        if self.kind == "vllm":
-            body["repetition_penalty"] = s.repeat_penalty
-        elif self.kind in ("llama-server", "llama-cpp-python", "koboldcpp"):
-            body["repeat_penalty"] = s.repeat_penalty
-            body["repeat_last_n"] = s.repeat_last_n
-            body["typical_p"] = s.typical_p
-        else:  # unknown OpenAI-compatible server: send both spellings; servers ignore the other
-            body["repeat_penalty"] = s.repeat_penalty
-            body["repetition_penalty"] = s.repeat_penalty
-        if request.ban_eos:
-            body["ignore_eos"] = True
-        if request.grammar:
-            if self.kind == "vllm":
-                body["structured_outputs"] = {"grammar": request.grammar}
-            else:
-                body["grammar"] = request.grammar
-        if request.json_schema is not None:
-            body["response_format"] = (
-                {"type": "json_schema", "json_schema": {"name": "output", "schema": request.json_schema}}
-                if request.json_schema
-                else {"type": "json_object"}
-            )
-        if request.messages is not None:
-            body["messages"] = [
-                {"role": m.role, "content": m.content} | ({"name": m.name} if m.name else {})
-                for m in request.messages
-            ]
-            if request.logprobs is not None:
-                body["logprobs"] = True
-                body["top_logprobs"] = request.logprobs
-            if request.continue_last:
-                # vLLM needs these; llama-server continues a trailing assistant message by itself
-                body["continue_final_message"] = True
-                body["add_generation_prompt"] = False
-            return f"{self.api_base}/chat/completions", body
-        body["prompt"] = request.prompt
-        if request.logprobs is not None:
-            body["logprobs"] = request.logprobs
-        return f"{self.api_base}/completions", body
+        return build_payload(request, kind=self.kind, model_name=self.model_name, api_base=self.api_base)
 
     # -- worker --
     def _run(self, stream: GenerationStream) -> None:

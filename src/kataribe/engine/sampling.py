@@ -1,7 +1,10 @@
-"""TokenSampler: one request's llama.cpp sampler chain (bias, penalties, grammar, truncation, temperature)."""
+"""TokenSampler: one request's llama.cpp sampler chain, in llama.cpp's own order: logit bias, repetition
+penalties, DRY, grammar, then top-n-sigma, top-k, typical, top-p, min-p, XTC and (dynamic) temperature
+(or Mirostat in place of the truncation samplers)."""
 
 from __future__ import annotations
 
+import ctypes
 import math
 from collections.abc import Sequence
 
@@ -12,6 +15,8 @@ from llama_cpp.llama_grammar import LlamaGrammar
 
 from kataribe.engine.base import SamplingParams
 from kataribe.errors import InvalidRequest
+
+MAX_DRY_BREAKERS = 64
 
 
 class TokenSampler:
@@ -38,10 +43,28 @@ def validate_sampling(params: SamplingParams, n_vocab: int) -> None:
         (params.repeat_last_n >= -1, "repeat_last_n", "-1 (whole context), 0 (off) or more"),
         (-2 <= params.presence_penalty <= 2, "presence_penalty", "between -2 and 2"),
         (-2 <= params.frequency_penalty <= 2, "frequency_penalty", "between -2 and 2"),
+        (0 <= params.dynatemp_range <= 5, "dynatemp_range", "between 0 (off) and 5"),
+        (0 < params.dynatemp_exponent <= 10, "dynatemp_exponent", "above 0 and at most 10"),
+        (params.top_n_sigma == -1 or 0 < params.top_n_sigma <= 10, "top_n_sigma", "-1 (off) or in (0, 10]"),
+        (0 <= params.xtc_probability <= 1, "xtc_probability", "between 0 (off) and 1"),
+        (0 <= params.xtc_threshold <= 1, "xtc_threshold", "between 0 and 1 (above 0.5 XTC does nothing)"),
+        (0 <= params.dry_multiplier <= 10, "dry_multiplier", "between 0 (off) and 10"),
+        (1 <= params.dry_base <= 10, "dry_base", "between 1 and 10"),
+        (1 <= params.dry_allowed_length <= 100, "dry_allowed_length", "between 1 and 100"),
+        (params.dry_penalty_last_n >= -1, "dry_penalty_last_n", "-1 (whole context), 0 (off) or more"),
+        (params.mirostat in (0, 1, 2), "mirostat", "0 (off), 1 or 2"),
+        (0 < params.mirostat_tau <= 20, "mirostat_tau", "above 0 and at most 20"),
+        (0 < params.mirostat_eta <= 1, "mirostat_eta", "above 0 and at most 1"),
     ]
     for ok, name, rule in checks:
         if not ok:
             raise InvalidRequest(f"{name} must be {rule}.", param=name)
+    breakers = params.dry_sequence_breakers
+    if len(breakers) > MAX_DRY_BREAKERS or not all(isinstance(b, str) and 0 < len(b) <= 40 for b in breakers):
+        raise InvalidRequest(
+            f"dry_sequence_breakers must be at most {MAX_DRY_BREAKERS} strings of 1 to 40 characters.",
+            param="dry_sequence_breakers",
+        )
     for token, bias in params.logit_bias.items():
         if not 0 <= token < n_vocab:
             raise InvalidRequest(
@@ -75,9 +98,13 @@ def build_sampler(
                 params.frequency_penalty,
                 params.presence_penalty,
             )
-            for token in history[-last_n:] if last_n > 0 else ():
-                llama_cpp.llama_sampler_accept(penalties, token)
+            _seed_history(penalties, history, last_n)
             llama_cpp.llama_sampler_chain_add(chain.sampler, penalties)
+        if params.dry_multiplier > 0 and params.dry_penalty_last_n != 0:
+            last_n = llm.n_ctx() if params.dry_penalty_last_n == -1 else params.dry_penalty_last_n
+            dry = _dry_sampler(llm, params, last_n)
+            _seed_history(dry, history, last_n)
+            llama_cpp.llama_sampler_chain_add(chain.sampler, dry)
         if grammar is not None:
             g = llama_cpp.llama_sampler_init_grammar(
                 llm._model.vocab, grammar._grammar.encode("utf-8"), grammar._root.encode("utf-8")
@@ -85,9 +112,18 @@ def build_sampler(
             if not g:
                 raise InvalidRequest("The grammar could not be parsed by llama.cpp.", param="grammar")
             llama_cpp.llama_sampler_chain_add(chain.sampler, g)
+        seed = llama_cpp.LLAMA_DEFAULT_SEED if params.seed is None else params.seed & 0xFFFFFFFF
         if params.temperature <= 0:
             chain.add_greedy()
+        elif params.mirostat:
+            _add_temperature(chain, params)
+            if params.mirostat == 1:
+                chain.add_mirostat(n_vocab, seed, params.mirostat_tau, params.mirostat_eta, 100)
+            else:
+                chain.add_mirostat_v2(seed, params.mirostat_tau, params.mirostat_eta)
         else:
+            if params.top_n_sigma > 0:
+                chain.add_top_n_sigma(params.top_n_sigma)
             if params.top_k > 0:
                 chain.add_top_k(params.top_k)
             if params.typical_p < 1.0:
@@ -96,10 +132,41 @@ def build_sampler(
                 chain.add_top_p(params.top_p, 1)
             if params.min_p > 0.0:
                 chain.add_min_p(params.min_p, 1)
-            chain.add_temp(params.temperature)
-            seed = llama_cpp.LLAMA_DEFAULT_SEED if params.seed is None else params.seed & 0xFFFFFFFF
+            if params.xtc_probability > 0:
+                chain.add_xtc(params.xtc_probability, params.xtc_threshold, 1, seed)
+            _add_temperature(chain, params)
             chain.add_dist(seed)
     except BaseException:
         chain.close()
         raise
     return TokenSampler(chain)
+
+
+def _add_temperature(chain: LlamaSampler, params: SamplingParams) -> None:
+    if params.dynatemp_range > 0:
+        chain.add_temp_ext(params.temperature, params.dynatemp_range, params.dynatemp_exponent)
+    else:
+        chain.add_temp(params.temperature)
+
+
+def _seed_history(sampler: object, history: Sequence[int], last_n: int) -> None:
+    """Feeds the prompt's last tokens to a sampler that looks back (penalties, DRY)."""
+    for token in history[-last_n:] if last_n > 0 else ():
+        llama_cpp.llama_sampler_accept(sampler, token)
+
+
+def _dry_sampler(llm: Llama, params: SamplingParams, last_n: int) -> object:
+    breakers = [b.encode("utf-8") for b in params.dry_sequence_breakers]
+    array = (ctypes.c_char_p * len(breakers))(*breakers)
+    dry = llama_cpp.llama_sampler_init_dry(
+        llm._model.vocab,
+        params.dry_multiplier,
+        params.dry_base,
+        params.dry_allowed_length,
+        last_n,
+        array,
+        len(breakers),
+    )
+    if not dry:
+        raise InvalidRequest("llama.cpp could not create the DRY sampler.", param="dry_multiplier")
+    return dry

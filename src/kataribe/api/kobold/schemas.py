@@ -31,6 +31,20 @@ class KoboldGenerateRequest(BaseModel):
     grammar: str = ""
     genkey: str = ""
     logit_bias: dict[str, float] = Field(default_factory=dict)
+    # KoboldCpp's names and defaults for its extra samplers
+    dynatemp_range: float = 0.0
+    dynatemp_exponent: float = 1.0
+    nsigma: float = Field(default=0.0, description="top-n-sigma; 0 = off")
+    xtc_threshold: float = 0.2
+    xtc_probability: float = 0.0
+    dry_multiplier: float = 0.0
+    dry_base: float = 1.75
+    dry_allowed_length: int = 2
+    dry_penalty_last_n: int = 320
+    dry_sequence_breakers: list[str] | str | None = None
+    mirostat: int = 0
+    mirostat_tau: float = 5.0
+    mirostat_eta: float = 0.1
 
 
 class GenKeyRequest(BaseModel):

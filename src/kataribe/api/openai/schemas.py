@@ -77,6 +77,24 @@ class SamplingFields(_Lenient):
     grammar: str | None = Field(default=None, description="GBNF grammar (llama.cpp extra)")
     ignore_eos: bool = Field(default=False, description="llama.cpp/vLLM extra: never stop on EOS")
     response_format: ResponseFormat | None = None
+    # llama-server's extra samplers, by its names (off unless set)
+    dynatemp_range: float | None = Field(
+        default=None, description="llama.cpp extra: dynamic temperature ±range"
+    )
+    dynatemp_exponent: float | None = None
+    top_n_sigma: float | None = Field(default=None, description="llama.cpp extra; -1 = off")
+    xtc_probability: float | None = Field(default=None, description="llama.cpp extra: XTC; 0 = off")
+    xtc_threshold: float | None = None
+    dry_multiplier: float | None = Field(default=None, description="llama.cpp extra: DRY; 0 = off")
+    dry_base: float | None = None
+    dry_allowed_length: int | None = None
+    dry_penalty_last_n: int | None = None
+    dry_sequence_breakers: list[str] | str | None = Field(
+        default=None, description="A list, or a JSON-encoded list as SillyTavern sends it"
+    )
+    mirostat: int | None = Field(default=None, description="llama.cpp extra: 0 = off, 1 or 2")
+    mirostat_tau: float | None = None
+    mirostat_eta: float | None = None
 
     @field_validator("stop")
     @classmethod

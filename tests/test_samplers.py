@@ -1,0 +1,148 @@
+"""DRY, XTC, top-n-sigma, dynamic temperature and Mirostat on the real model, through the embedded engine."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import httpx
+import openai
+import pytest
+from openai import OpenAI
+
+from kataribe.engine.base import GenerationDone, GenerationRequest, SamplingParams, TextDelta
+from kataribe.engine.llamacpp import EmbeddedEngine
+from kataribe.errors import InvalidRequest
+from tests.conftest import LiveServer
+
+GREEDY = SamplingParams(temperature=0)
+WARM = SamplingParams(temperature=1.5, top_k=0, top_p=1.0, min_p=0.0, seed=11)
+COUNTING = "Count with me: 1 2 3 4 5, 1 2 3 4 5, 1 2 3 4 5, 1 2 3 4 5, 1 2 3"
+
+
+def text_of(engine: EmbeddedEngine, sampling: SamplingParams, prompt: str = COUNTING, n: int = 16) -> str:
+    out: list[str] = []
+    done = None
+    for event in engine.generate(
+        GenerationRequest(prompt=prompt, max_tokens=n, sampling=sampling, ban_eos=True)
+    ):
+        if isinstance(event, TextDelta):
+            out.append(event.text)
+        else:
+            done = event
+    assert isinstance(done, GenerationDone) and done.finish_reason == "length", done
+    return "".join(out)
+
+
+def test_dry_breaks_a_repetition_that_greedy_decoding_follows(engine: EmbeddedEngine) -> None:
+    plain = text_of(engine, GREEDY)
+    assert plain.startswith(" 4 5"), plain  # the model continues the pattern
+    dry = text_of(engine, replace(GREEDY, dry_multiplier=3.0, dry_allowed_length=2))
+    assert "1 2 3" in plain and "1 2 3" not in dry, (plain, dry)
+    # a sequence breaker in every gap stops DRY from seeing one long repeat
+    spaced = text_of(engine, replace(GREEDY, dry_multiplier=3.0, dry_sequence_breakers=[" "]))
+    assert spaced == plain
+
+
+def test_dry_with_a_zero_window_is_off(engine: EmbeddedEngine) -> None:
+    plain = text_of(engine, GREEDY)
+    assert text_of(engine, replace(GREEDY, dry_multiplier=3.0, dry_penalty_last_n=0)) == plain
+
+
+def test_top_n_sigma_this_narrow_is_greedy_even_when_hot(engine: EmbeddedEngine) -> None:
+    plain = text_of(engine, GREEDY, "The capital of France is", 8)
+    hot = replace(WARM, temperature=3.0)
+    assert text_of(engine, hot, "The capital of France is", 8) != plain
+    assert text_of(engine, replace(hot, top_n_sigma=0.001), "The capital of France is", 8) == plain
+
+
+def test_xtc_removes_the_top_choices_so_the_text_changes(engine: EmbeddedEngine) -> None:
+    prompt = "The capital of France is"
+    base = replace(WARM, temperature=0.3)
+    cold = text_of(engine, base, prompt, 8)
+    xtc = replace(base, xtc_probability=1.0, xtc_threshold=0.05)
+    first, again = text_of(engine, xtc, prompt, 8), text_of(engine, xtc, prompt, 8)
+    assert first == again  # seeded: XTC's own coin is seeded too
+    assert first != cold
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"dynatemp_range": 1.0, "dynatemp_exponent": 1.5},
+        {"mirostat": 1, "mirostat_tau": 3.0},
+        {"mirostat": 2, "mirostat_tau": 3.0, "mirostat_eta": 0.2},
+    ],
+    ids=["dynatemp", "mirostat1", "mirostat2"],
+)
+def test_each_sampler_runs_and_a_seed_repeats_it(engine: EmbeddedEngine, settings: dict[str, float]) -> None:
+    sampling = replace(WARM, **settings)
+    first = text_of(engine, sampling, "Once upon a time", 12)
+    assert first.strip()
+    assert text_of(engine, sampling, "Once upon a time", 12) == first
+    assert text_of(engine, replace(sampling, seed=12), "Once upon a time", 12) != first
+
+
+@pytest.mark.parametrize(
+    ("settings", "param"),
+    [
+        ({"dry_multiplier": -1}, "dry_multiplier"),
+        ({"dry_base": 0.5}, "dry_base"),
+        ({"dry_allowed_length": 0}, "dry_allowed_length"),
+        ({"dry_penalty_last_n": -2}, "dry_penalty_last_n"),
+        ({"dry_sequence_breakers": [""]}, "dry_sequence_breakers"),
+        ({"dry_sequence_breakers": ["x" * 41]}, "dry_sequence_breakers"),
+        ({"xtc_probability": 1.5}, "xtc_probability"),
+        ({"top_n_sigma": 0}, "top_n_sigma"),
+        ({"mirostat": 3}, "mirostat"),
+        ({"mirostat_eta": 0}, "mirostat_eta"),
+        ({"dynatemp_range": -0.5}, "dynatemp_range"),
+    ],
+)
+def test_bad_sampler_values_are_refused_naming_the_field(
+    engine: EmbeddedEngine, settings: dict[str, object], param: str
+) -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        text_of(engine, replace(GREEDY, **settings))  # type: ignore[arg-type]
+    assert refused.value.param == param
+
+
+# -- over HTTP: the names SillyTavern sends to llama-server (OpenAI route) and to KoboldCpp ---------
+
+
+def test_openai_route_takes_llama_servers_sampler_names(server: LiveServer, engine: EmbeddedEngine) -> None:
+    client = OpenAI(base_url=server.url + "/v1", api_key="not-needed", max_retries=0)
+
+    def complete(**extra: object) -> str:
+        reply = client.completions.create(
+            model="", prompt=COUNTING, max_tokens=16, temperature=0, extra_body={"ignore_eos": True, **extra}
+        )
+        return reply.choices[0].text
+
+    dry = {"dry_multiplier": 3.0, "dry_allowed_length": 2}
+    assert complete() == text_of(engine, GREEDY)
+    assert complete(**dry) == text_of(engine, replace(GREEDY, **dry)) != complete()
+    # SillyTavern sends the breakers JSON-encoded
+    spaced = complete(**dry, dry_sequence_breakers='[" "]')
+    assert spaced == complete()
+    with pytest.raises(openai.BadRequestError) as refused:
+        complete(dry_base=0.5)
+    assert "dry_base" in str(refused.value)
+
+
+def test_kobold_route_takes_koboldcpps_sampler_names_and_defaults(
+    server: LiveServer, engine: EmbeddedEngine
+) -> None:
+    def generate(**extra: object) -> str:
+        body = {"prompt": COUNTING, "max_length": 16, "temperature": 0, "ban_eos_token": True, **extra}
+        r = httpx.post(server.url + "/api/v1/generate", json=body, timeout=120)
+        assert r.status_code == 200, r.text
+        return str(r.json()["results"][0]["text"])
+
+    # KoboldCpp: no breakers unless sent, a 320-token window
+    kobold_dry = replace(GREEDY, dry_multiplier=3.0, dry_sequence_breakers=[], dry_penalty_last_n=320)
+    assert generate(dry_multiplier=3.0) == text_of(engine, kobold_dry) != generate()
+    assert generate(nsigma=0.001, temperature=3.0, top_k=0, top_p=1, sampler_seed=2) == text_of(
+        engine, GREEDY
+    )
+    r = httpx.post(server.url + "/api/v1/generate", json={"prompt": "x", "mirostat": 5}, timeout=60)
+    assert r.status_code == 400 and "mirostat" in r.text
