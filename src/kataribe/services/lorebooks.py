@@ -127,7 +127,7 @@ class LorebookService:
     def export(self, book_id: int, fmt: LoreExport) -> tuple[bytes, str]:
         with self.ctx.db.read_session() as session:
             row = self._get(session, book_id)
-            book = book_of(row)
+            book, name = book_of(row), row.name  # the row is expired once the read session ends
         converters = {
             "sillytavern": to_st_world,
             "character_book": lambda b: to_character_book(b, v3=False),
@@ -136,7 +136,7 @@ class LorebookService:
             "novelai": to_novelai,
         }
         payload = converters[fmt](book)
-        stem = "".join(ch for ch in row.name if ch.isalnum() or ch in " _-").strip() or "lorebook"
+        stem = "".join(ch for ch in name if ch.isalnum() or ch in " _-").strip() or "lorebook"
         return json.dumps(payload, ensure_ascii=False, indent=2).encode("utf-8"), f"{stem}.json"
 
     def link(
