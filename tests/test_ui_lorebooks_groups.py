@@ -260,3 +260,52 @@ def test_editor_lists_links_links_a_character_and_unlinks_it_with_its_own_button
     stored = rest.get(f"/lorebooks/{book['id']}/links").json()
     assert stored["characters"] == []
     assert [p["id"] for p in stored["personas"]] == [persona["id"]]
+
+
+def test_editor_shows_and_saves_sillytavern_entry_options(
+    page: Page, live: LiveServer, rest: httpx.Client
+) -> None:
+    # written with a character book's names, as the API accepts them; the editor saves SillyTavern's
+    extensions = {
+        "displayIndex": 3,
+        "character_filter": {"isExclude": False, "names": ["Old Name"], "tags": []},
+        "triggers": ["quiet", "someday"],
+        "match_scenario": True,
+    }
+    entry = {"uid": 1, "keys": ["harbour"], "content": "The harbour is busy.", "extensions": extensions}
+    r = rest.post("/lorebooks", json={"name": "Options", "data": {"name": "Options", "entries": [entry]}})
+    assert r.status_code == 201, r.text
+    book_id = r.json()["id"]
+    open_page(page, live, f"lorebooks/{book_id}")
+    page.locator('#lore-entries tr[data-uid="1"]').click()
+    expect(page.locator("#lore-entry-filter-names")).to_have_value("Old Name")
+    expect(page.locator("#lore-entry-trigger-quiet")).to_be_checked()
+    expect(page.locator("#lore-entry-trigger-normal")).not_to_be_checked()
+    expect(page.locator("#lore-entry-match-scenario")).to_be_checked()
+    expect(page.locator("#lore-entry-ignore-budget")).not_to_be_checked()
+
+    page.locator("#lore-entry-filter-names").fill("Alice\nBob")
+    page.locator("#lore-entry-filter-tags").fill("elf")
+    page.locator("#lore-entry-filter-exclude").check()
+    page.locator("#lore-entry-trigger-quiet").uncheck()
+    page.locator("#lore-entry-trigger-normal").check()
+    page.locator("#lore-entry-trigger-continue").check()
+    page.locator("#lore-entry-ignore-budget").check()
+    page.locator("#lore-entry-match-persona-description").check()
+    page.locator("#lore-entry-match-scenario").uncheck()
+    page.locator("#lore-entry-extras").scroll_into_view_if_needed()
+    shot(page, "lorebook_entry_options.png")
+    patched = f"/api/lorebooks/{book_id}"
+    with page.expect_response(lambda resp: resp.request.method == "PATCH" and patched in resp.url) as saved:
+        page.locator("#lore-save").click()
+    assert saved.value.status == 200
+
+    stored = entry_of(rest, book_id, 1)["extensions"]
+    assert stored == {
+        "displayIndex": 3,
+        "characterFilter": {"isExclude": True, "names": ["Alice", "Bob"], "tags": ["elf"]},
+        "triggers": ["normal", "continue", "someday"],
+        "ignoreBudget": True,
+        "matchPersonaDescription": True,
+        "matchScenario": False,
+    }

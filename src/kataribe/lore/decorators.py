@@ -42,6 +42,16 @@ class Decorators:
         """True when a recognised decorator is present."""
         return self is not NO_DECORATORS and replace(self, ignored=()) != NO_DECORATORS
 
+    def placement(self, position: Position, depth: int) -> tuple[Position, int]:
+        """Where an entry with this position and depth goes: V3's @@position wins over @@depth."""
+        if self.position is not None:
+            if self.position is Position.AT_DEPTH and self.depth is not None:
+                return self.position, self.depth
+            return self.position, depth
+        if self.depth is not None:
+            return Position.AT_DEPTH, self.depth
+        return position, depth
+
 
 NO_DECORATORS = Decorators()
 

@@ -7,13 +7,13 @@ import random
 from collections.abc import Callable, Sequence
 from enum import IntEnum
 
+from kataribe.lore.entry_options import blocked_by
 from kataribe.lore.groups import filter_inclusion_groups
 from kataribe.lore.matching import KeyCompiler
 from kataribe.lore.model import (
     MAX_SCAN_DEPTH,
     InsertionStrategy,
     Lorebook,
-    Position,
     WorldInfoSettings,
 )
 from kataribe.lore.results import ActivatedEntry, ActivationResult, ScanInput, SkippedEntry, SkipReason
@@ -93,12 +93,15 @@ class _Activation:
         self.turn = scan.turn
         self.count_tokens = count_tokens
         self.rng = rng
-        self.text = ScanText(scan.messages, scan.extra_scan_text)
+        self.text = ScanText(scan.messages, scan.extra_scan_text, scan.match_text)
         self.compiler = KeyCompiler()
         self.budget = token_budget(settings, max_context)
         self.books = books
         timed = frozenset(state.sticky) | frozenset(state.cooldown)
         self.scans, self.plain = prepare_scans(books, settings, self.compiler, timed)
+        for prepared in self.scans:  # plain keyword entries have no triggers or character filter
+            if prepared.options.gated:
+                prepared.blocked = blocked_by(prepared.options, scan)
         self.plain_seen: dict[int, int] = {}  # depth -> recursion items the plain entries were checked with
         by_key = {s.key: s.entry for s in self.scans if s.key in timed} if timed else {}
         self.timers: TurnTimers = timers_at(state, scan.turn, by_key)
@@ -169,6 +172,10 @@ class _Activation:
         for scan in self.scans:
             ident = id(scan)
             if ident in activated or ident in failed:
+                continue
+            if scan.blocked is not None:  # SillyTavern checks this before anything else
+                if scan_pass is _Pass.INITIAL:
+                    self._report_suppressed(scan, *scan.blocked)
                 continue
             entry, decorators = scan.entry, scan.decorators
             sticky = timed and scan.key in sticky_timers
@@ -254,7 +261,7 @@ class _Activation:
     def _report_suppressed(self, scan: EntryScan, reason: SkipReason, detail: str) -> None:
         # only entries that would otherwise have fired are worth showing
         entry = scan.entry
-        would_fire = entry.constant or scan.decorators.activate
+        would_fire = entry.constant or scan.decorators.activate or scan.key in self.timers.sticky
         if would_fire or (has_keys(scan) and self._match(scan, _Pass.INITIAL) is not None):
             self._skip(scan, reason, detail)
 
@@ -270,14 +277,16 @@ class _Activation:
             if first_primary(scan, self.text.recursion_since(seen[1], items)) is None:
                 return None
         scan.seen = (depth, items)
-        hay = self.text.haystack(depth, items)
+        hay = self.text.haystack(depth, items, scan.sources)
         key = first_primary(scan, hay)
         scan.primary_hit = key is not None
         if key is None:
             return None
         entry = scan.entry
         probe = next((p for p in primary_probes(scan, self.compiler) if p.key == key), None)
-        where = "in the scanned text" if probe is None else self.text.locate(probe, depth, items)
+        where = "in the scanned text"
+        if probe is not None:
+            where = self.text.locate(probe, depth, items, scan.sources)
         reason = f"key '{key}' {where}"
         if entry.selective and entry.secondary_keys:
             secondary = secondary_reason(scan, self.compiler, hay)
@@ -303,7 +312,7 @@ class _Activation:
             [s for s, _ in self.activated.values()],
             is_sticky=lambda s: s.key in timers.sticky,
             score=lambda s: group_score(
-                s, self.compiler, self.text.haystack(s.depth(self.skew), self.pass_items)
+                s, self.compiler, self.text.haystack(s.depth(self.skew), self.pass_items, s.sources)
             ),
             scoring_by_default=self.settings.use_group_scoring,
             rng=self.rng,
@@ -313,7 +322,8 @@ class _Activation:
         accepted = []
         for scan in kept:
             entry = scan.entry
-            if self.overflowed:
+            ignore_budget = scan.options.ignore_budget  # fires over the budget, but still counts in it
+            if self.overflowed and not ignore_budget:
                 self._skip(scan, SkipReason.BUDGET, "")
                 continue
             rolls = entry.use_probability and entry.probability < 100 and scan.key not in timers.sticky
@@ -322,19 +332,24 @@ class _Activation:
                 self._skip(scan, SkipReason.PROBABILITY, f"lost its {entry.probability}% roll")
                 continue
             cost = max(0, self.count_tokens(scan.content))
-            if self.tokens_used + cost >= self.budget:  # SillyTavern stops on reaching the budget
+            reason = reasons[id(scan)]
+            over = self.overflowed or self.tokens_used + cost >= self.budget
+            if over and not ignore_budget:  # SillyTavern stops on reaching the budget
                 self.overflowed = True
                 self._skip(scan, SkipReason.BUDGET, "")
                 continue
             book_budget = scan.book.token_budget
             book_used = self.book_tokens.get(id(scan.book), 0)
-            if book_budget is not None and book_used + cost > book_budget:
+            book_full = book_budget is not None and book_used + cost > book_budget
+            if book_full and not ignore_budget:
                 detail = f"book '{scan.book.name}' budget of {book_budget} tokens is full"
                 self._skip(scan, SkipReason.BOOK_BUDGET, detail)
                 continue
+            if over or book_full:
+                reason += ", over the budget (ignoreBudget)"
             self.tokens_used += cost
             self.book_tokens[id(scan.book)] = book_used + cost
-            self.activated[id(scan)] = (scan, reasons[id(scan)])
+            self.activated[id(scan)] = (scan, reason)
             accepted.append(scan)
         return accepted
 
@@ -369,13 +384,7 @@ def _turns(what: str, left: int) -> str:
 
 def _activated(scan: EntryScan, reason: str) -> ActivatedEntry:
     entry, decorators = scan.entry, scan.decorators
-    position, depth = entry.position, entry.depth
-    if decorators.position is not None:  # V3: @@position wins over @@depth
-        position = decorators.position
-        if position is Position.AT_DEPTH and decorators.depth is not None:
-            depth = decorators.depth
-    elif decorators.depth is not None:
-        position, depth = Position.AT_DEPTH, decorators.depth
+    position, depth = decorators.placement(entry.position, entry.depth)
     return ActivatedEntry(
         book=scan.book.name,
         entry=entry,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -9,15 +10,45 @@ from kataribe.lore.model import LoreEntry, Position, Role
 from kataribe.lore.timed import LoreTimedState
 
 
+class Generation(StrEnum):
+    """What kind of generation the scan is for (SillyTavern's trigger names for an entry's ``triggers``)."""
+
+    NORMAL = "normal"
+    CONTINUE = "continue"
+    IMPERSONATE = "impersonate"
+    SWIPE = "swipe"
+    REGENERATE = "regenerate"
+    QUIET = "quiet"
+
+
+class MatchSource(StrEnum):
+    """Text besides the chat that an entry may ask to have its keys matched against."""
+
+    PERSONA_DESCRIPTION = "persona_description"
+    CHARACTER_DESCRIPTION = "character_description"
+    CHARACTER_PERSONALITY = "character_personality"
+    CHARACTER_DEPTH_PROMPT = "character_depth_prompt"
+    SCENARIO = "scenario"
+    CREATOR_NOTES = "creator_notes"
+
+
 @dataclass(frozen=True, slots=True)
 class ScanInput:
     """What is scanned. ``messages`` are oldest first, newest last, already "Name: text" if names
     count. ``turn`` is the index of the message being generated (SillyTavern's chat length); the
-    timers (sticky, cooldown, delay, ``@@activate_only_*``) count in it."""
+    timers (sticky, cooldown, delay, ``@@activate_only_*``) count in it.
+
+    ``character_name`` and ``character_tags`` are the speaking character's, for entries' character
+    filters (``None``: no character, filters are not checked); ``generation`` is checked against
+    entries' triggers; ``match_text`` holds the texts that entries may match besides the chat."""
 
     messages: list[str]
     turn: int
     extra_scan_text: list[str] = field(default_factory=list)
+    character_name: str | None = None
+    character_tags: list[str] = field(default_factory=list)
+    generation: Generation = Generation.NORMAL
+    match_text: Mapping[MatchSource, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +70,8 @@ class SkipReason(StrEnum):
     GROUP = "group"
     COOLDOWN = "cooldown"
     DELAY = "delay"
+    CHARACTER_FILTER = "character_filter"
+    TRIGGER = "trigger"
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,30 +6,44 @@ only against the text added since; a wider window (min activations) means a full
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from kataribe.lore.decorators import NO_DECORATORS, split_decorators
+from kataribe.lore.entry_options import (
+    MATCH_FIELDS,
+    NO_OPTIONS,
+    SOURCE_LABELS,
+    EntryOptions,
+    entry_options,
+)
 from kataribe.lore.groups import group_names
 from kataribe.lore.matching import Haystack, KeyCompiler, KeyProbe
 from kataribe.lore.model import MAX_SCAN_DEPTH, Lorebook, LoreEntry, SelectiveLogic, WorldInfoSettings
+from kataribe.lore.results import MatchSource, SkipReason
 from kataribe.lore.timed import EffectKey, effect_key
 
 Needles = tuple[str, ...]  # lower-cased plain keys
 PlainEntry = tuple[LoreEntry, int, Needles]  # (entry, its index in the book, needles)
+Sources = tuple[MatchSource, ...]
 MARK = "\x01"  # SillyTavern's segment marker: a non-word character, so whole words stop at it
 JOINER = "\n" + MARK
 
 
 class ScanText:
-    """Chat windows by depth (newest message first, as SillyTavern), injections, recursion buffer."""
+    """Chat windows by depth (newest message first, as SillyTavern), the match sources an entry
+    asks for, injections, recursion buffer."""
 
-    def __init__(self, messages: Sequence[str], extra: Sequence[str]) -> None:
+    def __init__(
+        self, messages: Sequence[str], extra: Sequence[str], sources: Mapping[MatchSource, str] | None = None
+    ) -> None:
         self.messages = [m.strip() for m in reversed(messages)]
         self.count = len(messages)
         self.extras = [t for t in extra if t]
+        self.sources: Mapping[MatchSource, str] = sources or {}  # read only when an entry asks
         self.recursion: list[tuple[str, str]] = []  # (label of the entry, its content)
         self._chat: dict[int, tuple[str, str]] = {}
-        self._haystacks: dict[tuple[int, int], Haystack] = {}
+        self._source_text: dict[Sources, str] = {}
+        self._haystacks: dict[tuple[int, int, Sources], Haystack] = {}
         self._deltas: dict[tuple[int, int], Haystack] = {}
         self._pieces: tuple[list[Haystack], list[Haystack]] | None = None  # for locate()
         self._extras = "".join(JOINER + t for t in self.extras)
@@ -38,9 +52,11 @@ class ScanText:
     def add_recursion(self, label: str, content: str) -> None:
         self.recursion.append((label, content))
 
-    def haystack(self, depth: int, recursion_items: int) -> Haystack:
-        """The window of ``depth`` messages, the injections and the first recursion items."""
-        cached = self._haystacks.get((depth, recursion_items))
+    def haystack(self, depth: int, recursion_items: int, sources: Sources = ()) -> Haystack:
+        """The window of ``depth`` messages, the match sources, the injections and the first
+        recursion items (SillyTavern's order)."""
+        key = (depth, recursion_items, sources)
+        cached = self._haystacks.get(key)
         if cached is not None:
             return cached
         if depth <= 0:  # SillyTavern scans nothing at all at depth 0
@@ -51,8 +67,16 @@ class ScanText:
                 raw = MARK + JOINER.join(self.messages[:depth])
                 chat = self._chat[depth] = (raw, raw.lower())
             tail = "".join(JOINER + c for _, c in self.recursion[:recursion_items])
-            hay = Haystack(chat[0] + self._extras + tail, chat[1] + self._extras_low + tail.lower())
-        self._haystacks[(depth, recursion_items)] = hay
+            if sources:
+                text = self._source_text.get(sources)
+                if text is None:
+                    texts = (self.sources.get(s) for s in sources)
+                    text = self._source_text[sources] = "".join(JOINER + t for t in texts if t)
+                tail = text + self._extras + tail
+                hay = Haystack(chat[0] + tail, chat[1] + tail.lower())
+            else:
+                hay = Haystack(chat[0] + self._extras + tail, chat[1] + self._extras_low + tail.lower())
+        self._haystacks[key] = hay
         return hay
 
     def recursion_since(self, start: int, end: int) -> Haystack:
@@ -64,7 +88,7 @@ class ScanText:
             )
         return cached
 
-    def locate(self, probe: KeyProbe, depth: int, recursion_items: int) -> str:
+    def locate(self, probe: KeyProbe, depth: int, recursion_items: int, sources: Sources = ()) -> str:
         """Where a matched key was found, in words, for the dry-run view."""
         if self._pieces is None:
             self._pieces = (
@@ -75,6 +99,10 @@ class ScanText:
         for offset, message in enumerate(messages[: max(0, depth)]):
             if probe.found_in(message):
                 return f"in message {self.count - 1 - offset}"
+        for source in sources:
+            text = self.sources.get(source)
+            if text and depth > 0 and probe.found_in(Haystack.of(MARK + text)):
+                return f"in {SOURCE_LABELS[source]} ({MATCH_FIELDS[source][0]})"
         for index, extra in enumerate(extras):
             if probe.found_in(extra):
                 return f"in extra scan text {index}"
@@ -92,6 +120,7 @@ class EntryScan:
         "_key",
         "additional",
         "base_depth",
+        "blocked",
         "book",
         "book_index",
         "case_sensitive",
@@ -102,6 +131,7 @@ class EntryScan:
         "fixed_depth",
         "index",
         "needles",
+        "options",
         "primary_hit",
         "probes",
         "recursive",
@@ -110,11 +140,15 @@ class EntryScan:
         "whole_words",
     )
 
-    def __init__(self, entry: LoreEntry, book: Lorebook, book_index: int, index: int) -> None:
+    def __init__(
+        self, entry: LoreEntry, book: Lorebook, book_index: int, index: int, options: EntryOptions
+    ) -> None:
         self.entry = entry
         self.book = book
         self.book_index = book_index
         self.index = index
+        self.options = options
+        self.blocked: tuple[SkipReason, str] | None = None  # why it may not fire in this generation
         # fast path for plain keys in any case, anywhere: the keys lower-cased
         self.needles: Needles | None = None
         self.probes: tuple[KeyProbe, ...] = ()
@@ -141,6 +175,10 @@ class EntryScan:
         if self._groups is None:
             self._groups = group_names(self.entry.group) if self.entry.group else ()
         return self._groups
+
+    @property
+    def sources(self) -> Sources:
+        return self.options.match_sources
 
     def depth(self, skew: int) -> int:
         depth = self.fixed_depth if self.fixed_depth is not None else self.base_depth + skew
@@ -170,6 +208,7 @@ def prepare_scans(
         for index, entry in enumerate(book.entries):
             if entry.disabled:
                 continue
+            options = entry_options(entry) if entry.extensions else NO_OPTIONS
             needles = None
             if plain_ok and not (
                 entry.constant
@@ -182,10 +221,11 @@ def prepare_scans(
                 or entry.scan_depth is not None
                 or entry.content.startswith("@@")
                 or (timed and effect_key(book.name, entry.uid) in timed)
+                or (options is not NO_OPTIONS and (options.gated or bool(options.match_sources)))
             ):
                 needles = _needles(entry.keys)
             if needles is None:
-                scans.append(prepare_scan(entry, book, book_index, index, settings, compiler))
+                scans.append(prepare_scan(entry, book, book_index, index, settings, compiler, options))
             elif needles:
                 book_plain.append((entry, index, needles))
     return scans, plain
@@ -198,8 +238,9 @@ def prepare_scan(
     index: int,
     settings: WorldInfoSettings,
     compiler: KeyCompiler,
+    options: EntryOptions | None = None,
 ) -> EntryScan:
-    scan = EntryScan(entry, book, book_index, index)
+    scan = EntryScan(entry, book, book_index, index, entry_options(entry) if options is None else options)
     case = settings.case_sensitive if entry.case_sensitive is None else entry.case_sensitive
     whole = settings.match_whole_words if entry.match_whole_words is None else entry.match_whole_words
     scan.case_sensitive, scan.whole_words = case, whole

@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from kataribe.lore.engine import ActivatedEntry, ActivationResult, ScanInput, activate_entries
 from kataribe.lore.model import Lorebook, Position, WorldInfoSettings
+from kataribe.lore.results import Generation, MatchSource
 from kataribe.lore.timed import LoreTimedState
 from kataribe.prompt.assemble import (
     DEFAULT_ORDER,
@@ -52,6 +53,9 @@ class CharacterSheet:
     """SillyTavern's character note (extensions.depth_prompt)."""
     depth_prompt_depth: int = 4
     depth_prompt_role: str = "system"
+    creator_notes: str = ""
+    tags: list[str] = field(default_factory=list)
+    """For lore entries' character filters."""
 
 
 @dataclass
@@ -124,6 +128,8 @@ class ChatTurnInput:
     group_names: list[str] = field(default_factory=list)
     impersonate: bool = False
     lore_anchor: LoreAnchor | None = None
+    generation: Generation = Generation.NORMAL
+    """What this turn is, for lore entries' triggers (impersonation says so itself)."""
 
 
 @dataclass
@@ -169,6 +175,25 @@ def split_examples(mes_example: str) -> list[str]:
 VOLATILE = "volatile block"
 
 
+class _TextsOnDemand(Mapping[MatchSource, str]):
+    """Texts made the first time they are read: most turns have no lore entry that asks for them."""
+
+    def __init__(self, makers: Mapping[MatchSource, Callable[[], str]]) -> None:
+        self._makers = makers
+        self._made: dict[MatchSource, str] = {}
+
+    def __getitem__(self, source: MatchSource) -> str:
+        if source not in self._made:
+            self._made[source] = self._makers[source]()
+        return self._made[source]
+
+    def __iter__(self) -> Iterator[MatchSource]:
+        return iter(self._makers)
+
+    def __len__(self) -> int:
+        return len(self._makers)
+
+
 def _placement(entry: ActivatedEntry, settings: ChatPromptSettings) -> str:
     volatile = settings.cache_friendly_lore and not entry.entry.constant
     if entry.position in (Position.BEFORE_CHAR, Position.AFTER_CHAR) and volatile:
@@ -202,11 +227,22 @@ def build_chat_prompt(
     speaker = turn.speaker
     cards = turn.characters or [speaker]
     joined = len(cards) > 1
+    expanded: dict[str, str] = {}
 
-    def card_field(read: Callable[[CharacterSheet], str]) -> str:
+    def once(key: str, text: str) -> str:
+        """A text the prompt and lore matching both use is expanded once: macros can set variables."""
+        if key not in expanded:
+            expanded[key] = expand(text)
+        return expanded[key]
+
+    def card_field(read: Callable[[CharacterSheet], str], name: str) -> str:
         if not joined:
-            return expand(read(speaker))
-        parts = [f"{c.name}: {expand(read(c))}" for c in cards if read(c).strip()]
+            return once(name, read(speaker))
+        parts = [
+            f"{c.name}: {once(name, read(c)) if c is speaker else expand(read(c))}"
+            for c in cards
+            if read(c).strip()
+        ]
         return "\n".join(parts)
 
     main = (
@@ -222,32 +258,49 @@ def build_chat_prompt(
     if turn.impersonate:
         post = "\n".join(p for p in (post, expand(settings.impersonate_prompt)) if p)
     scenario = (
-        expand(turn.scenario_override)
+        once("scenario_override", turn.scenario_override)
         if turn.scenario_override is not None
-        else card_field(lambda c: c.scenario)
+        else card_field(lambda c: c.scenario, "scenario")
     )
     sections: dict[Section, str] = {
         Section.MAIN: main,
-        Section.DESCRIPTION: card_field(lambda c: c.description),
-        Section.PERSONALITY: card_field(lambda c: c.personality),
+        Section.DESCRIPTION: card_field(lambda c: c.description, "description"),
+        Section.PERSONALITY: card_field(lambda c: c.personality, "personality"),
         Section.SCENARIO: scenario,
         Section.POST_HISTORY: post,
     }
     injections: list[DepthInjection] = []
     persona = turn.persona
+    persona_text = persona.description if persona else ""
     if persona and persona.description.strip():
         if persona.position == "story_string":
-            sections[Section.PERSONA] = expand(persona.description)
+            sections[Section.PERSONA] = once("persona", persona_text)
         elif persona.position == "at_depth":
             injections.append(
-                DepthInjection(expand(persona.description), persona.depth, persona.role, "persona")
+                DepthInjection(once("persona", persona_text), persona.depth, persona.role, "persona")
             )
+    match_text = _TextsOnDemand(
+        {
+            MatchSource.PERSONA_DESCRIPTION: lambda: once("persona", persona_text),
+            MatchSource.CHARACTER_DESCRIPTION: lambda: once("description", speaker.description),
+            MatchSource.CHARACTER_PERSONALITY: lambda: once("personality", speaker.personality),
+            MatchSource.CHARACTER_DEPTH_PROMPT: lambda: once("depth_prompt", speaker.depth_prompt),
+            MatchSource.SCENARIO: lambda: (
+                scenario if turn.scenario_override is not None else once("scenario", speaker.scenario)
+            ),
+            MatchSource.CREATOR_NOTES: lambda: once("creator_notes", speaker.creator_notes),
+        }
+    )
 
     lore = activate_entries(
         turn.books,
         ScanInput(
             messages=[f"{h.name}: {h.text}" if h.name else h.text for h in turn.history],
             turn=len(turn.history),
+            character_name=speaker.name,
+            character_tags=list(speaker.tags),
+            generation=Generation.IMPERSONATE if turn.impersonate else turn.generation,
+            match_text=match_text,
         ),
         settings.lore,
         state=turn.lore_state,
@@ -309,7 +362,7 @@ def build_chat_prompt(
     if speaker.depth_prompt.strip():
         injections.append(
             DepthInjection(
-                expand(speaker.depth_prompt),
+                once("depth_prompt", speaker.depth_prompt),
                 speaker.depth_prompt_depth,
                 speaker.depth_prompt_role,
                 "character_note",

@@ -14,6 +14,7 @@ from kataribe.errors import InvalidRequest
 from kataribe.formats.cards import CharacterCard
 from kataribe.lore.model import Lorebook as LoreBook
 from kataribe.lore.model import WorldInfoSettings
+from kataribe.lore.results import Generation
 from kataribe.lore.timed import LoreTimedState
 from kataribe.prompt.assemble import Budget, HistoryItem, Section
 from kataribe.prompt.chat import (
@@ -74,6 +75,8 @@ def sheet_of(card: CharacterCard) -> CharacterSheet:
         depth_prompt=str(note.get("prompt") or ""),
         depth_prompt_depth=int(note.get("depth") or 4) if str(note.get("depth", "4")).isdigit() else 4,
         depth_prompt_role=str(note.get("role") or "system"),
+        creator_notes=card.creator_notes,
+        tags=list(card.tags),
     )
 
 
@@ -218,9 +221,11 @@ def plan_turn(
     upto: Message | None = None,
     speaker_id: int | None = None,
     impersonate: bool = False,
+    generation: Generation = Generation.NORMAL,
     rng: random.Random | None = None,
 ) -> TurnPlan:
-    """The prompt for the next message of ``chat`` (or for a new reply under ``upto``)."""
+    """The prompt for the next message of ``chat`` (or for a new reply under ``upto``);
+    ``generation`` says what kind of turn it is, for lore entries' triggers."""
     repo = ChatRepository(session)
     path = repo.active_path(chat.id)
     if upto is not None:
@@ -273,6 +278,7 @@ def plan_turn(
         last_user_time=last_user,
         group_names=[c.name for c in cast] if group else [],
         impersonate=impersonate,
+        generation=generation,
     )
     caps = ctx.engine.capabilities()
     prompt = build_chat_prompt(

@@ -20,6 +20,7 @@ from kataribe.engine.base import (
     TextDelta,
 )
 from kataribe.errors import InvalidRequest
+from kataribe.lore.results import Generation
 from kataribe.prompt.macros import MacroContext, MacroVariables, expand_macros
 from kataribe.services.characters import card_of
 from kataribe.services.chat_prompt import (
@@ -286,11 +287,15 @@ class ChatService:
             hits = ChatRepository(session).search_messages(query, character_id=character_id)
             return [message_view(m) | {"chat_id": m.chat_id} for m in hits]
 
-    def dry_run(self, chat_id: int, *, speaker_id: int | None = None) -> dict[str, Any]:
+    def dry_run(
+        self, chat_id: int, *, speaker_id: int | None = None, generation: Generation = Generation.NORMAL
+    ) -> dict[str, Any]:
         """The prompt the next reply would get, per-section token counts, and the lore that fired."""
         with self.ctx.db.read_session() as session:
             chat = ChatRepository(session).chat(chat_id)
-            plan = plan_turn(self.ctx, session, chat, speaker_id=speaker_id, rng=random.Random(0))
+            plan = plan_turn(
+                self.ctx, session, chat, speaker_id=speaker_id, generation=generation, rng=random.Random(0)
+            )
         p = plan.prompt
         return {
             "messages": [{"role": m.role, "content": m.content} for m in p.prompt.messages],
@@ -356,7 +361,9 @@ class ChatService:
                 )
             chat = repo.chat(msg.chat_id)
             parent = repo.message(msg.parent_id) if msg.parent_id is not None else None
-            plan = plan_turn(self.ctx, session, chat, upto=parent, speaker_id=msg.character_id)
+            plan = plan_turn(
+                self.ctx, session, chat, upto=parent, speaker_id=msg.character_id, generation=Generation.SWIPE
+            )
             if parent is None:
                 plan.prompt.prompt.messages = [m for m in plan.prompt.prompt.messages if m.role == "system"]
             request = self._request(chat, plan)
@@ -372,7 +379,10 @@ class ChatService:
                 raise InvalidRequest("Only assistant messages can be continued.", param="message_id")
             chat = repo.chat(msg.chat_id)
             parent = repo.message(msg.parent_id) if msg.parent_id is not None else None
-            plan = plan_turn(self.ctx, session, chat, upto=parent, speaker_id=msg.character_id)
+            continuing = Generation.CONTINUE
+            plan = plan_turn(
+                self.ctx, session, chat, upto=parent, speaker_id=msg.character_id, generation=continuing
+            )
             messages = [*plan.prompt.prompt.messages, ChatMessage("assistant", msg.content)]
             request = self._request(chat, plan, messages=messages)
             request.continue_last = True

@@ -37,6 +37,15 @@ addMessages({
     "lore.f.group": "Inclusion group", "lore.f.group_override": "Prioritise in group", "lore.f.group_weight": "Group weight",
     "lore.f.use_group_scoring": "Group scoring", "lore.f.sticky": "Sticky (turns)", "lore.f.cooldown": "Cooldown (turns)",
     "lore.f.delay": "Delay (messages)", "lore.f.use_regex": "Keys are regular expressions",
+    "lore.x.title": "SillyTavern options", "lore.x.filterNames": "Character filter: names",
+    "lore.x.filterTags": "Character filter: tags", "lore.x.filterExclude": "Exclude these characters instead",
+    "lore.x.triggers": "Fires on (none checked: every kind of generation)", "lore.x.trigger.normal": "Normal",
+    "lore.x.trigger.continue": "Continue", "lore.x.trigger.impersonate": "Impersonate", "lore.x.trigger.swipe": "Swipe",
+    "lore.x.trigger.regenerate": "Regenerate", "lore.x.trigger.quiet": "Quiet (background)",
+    "lore.x.ignoreBudget": "Ignore the token budget", "lore.x.matches": "Also match keys in",
+    "lore.x.match.matchPersonaDescription": "Persona description", "lore.x.match.matchCharacterDescription": "Character description",
+    "lore.x.match.matchCharacterPersonality": "Character personality", "lore.x.match.matchCharacterDepthPrompt": "Character's note",
+    "lore.x.match.matchScenario": "Scenario", "lore.x.match.matchCreatorNotes": "Creator's notes",
   },
   ja: {
     "lore.title": "ロアブック", "lore.import": "ロアブックを読み込む", "lore.drop": "ロアブックのファイルをここにドロップ（SillyTavern・キャラクターカード・RisuAI・NovelAI）",
@@ -71,6 +80,15 @@ addMessages({
     "lore.f.group": "包含グループ", "lore.f.group_override": "グループ内で優先", "lore.f.group_weight": "グループの重み",
     "lore.f.use_group_scoring": "グループのスコアリング", "lore.f.sticky": "持続（ターン）", "lore.f.cooldown": "クールダウン（ターン）",
     "lore.f.delay": "遅延（メッセージ数）", "lore.f.use_regex": "キーは正規表現",
+    "lore.x.title": "SillyTavern の追加設定", "lore.x.filterNames": "キャラクターフィルター: 名前",
+    "lore.x.filterTags": "キャラクターフィルター: タグ", "lore.x.filterExclude": "これらのキャラクターを除外する",
+    "lore.x.triggers": "発動する生成（未選択: すべて）", "lore.x.trigger.normal": "通常",
+    "lore.x.trigger.continue": "続き", "lore.x.trigger.impersonate": "代筆", "lore.x.trigger.swipe": "スワイプ",
+    "lore.x.trigger.regenerate": "再生成", "lore.x.trigger.quiet": "バックグラウンド",
+    "lore.x.ignoreBudget": "トークン予算を無視", "lore.x.matches": "キーを次の中でも探す",
+    "lore.x.match.matchPersonaDescription": "ペルソナの説明", "lore.x.match.matchCharacterDescription": "キャラクターの説明",
+    "lore.x.match.matchCharacterPersonality": "キャラクターの性格", "lore.x.match.matchCharacterDepthPrompt": "キャラクターノート",
+    "lore.x.match.matchScenario": "シナリオ", "lore.x.match.matchCreatorNotes": "作者のメモ",
   },
 });
 
@@ -91,6 +109,16 @@ const ENTRY_FIELDS = [
   ["group", "text"], ["group_override", "bool"], ["group_weight", "int"], ["use_group_scoring", "optbool"],
   ["sticky", "optint"], ["cooldown", "optint"], ["delay", "optint"],
 ];
+// SillyTavern's entry options that live in `extensions`: written under SillyTavern's names; a
+// character book's names (the alias) are read too, and dropped when the option is edited.
+const EXT_ALIASES = {
+  characterFilter: "character_filter", ignoreBudget: "ignore_budget",
+  matchPersonaDescription: "match_persona_description", matchCharacterDescription: "match_character_description",
+  matchCharacterPersonality: "match_character_personality", matchCharacterDepthPrompt: "match_character_depth_prompt",
+  matchScenario: "match_scenario", matchCreatorNotes: "match_creator_notes",
+};
+const TRIGGERS = ["normal", "continue", "impersonate", "swipe", "regenerate", "quiet"];
+const MATCHES = Object.keys(EXT_ALIASES).filter((name) => name.startsWith("match"));
 
 export async function show(app, bookId) {
   loadCss("lorebooks");
@@ -365,7 +393,74 @@ function entryForm(entry, onChange) {
     if (kind === "bool") form.append(el("label", { class: "check" }, input, label));
     else form.append(el("label", { class: kind === "textarea" || kind === "list" ? "wide" : "" }, kind === "list" ? `${label} (${t("lore.onePerLine")})` : label, input));
   }
+  form.append(extrasForm(entry, onChange));
   return form;
+}
+
+function readExt(entry, name) {
+  const ext = entry.extensions || {};
+  if (name in ext) return ext[name];
+  const alias = EXT_ALIASES[name];
+  return alias && alias in ext ? ext[alias] : undefined;
+}
+
+function writeExt(entry, name, value) {
+  const ext = { ...(entry.extensions || {}) };
+  if (EXT_ALIASES[name]) delete ext[EXT_ALIASES[name]];
+  ext[name] = value;
+  entry.extensions = ext;
+}
+
+function checkbox(id, checked) {
+  const input = el("input", { type: "checkbox", id });
+  input.checked = checked;
+  return input;
+}
+
+const asObject = (value) => (value && typeof value === "object" && !Array.isArray(value) ? value : {});
+const asList = (value) => (Array.isArray(value) ? value.map(String) : []);
+const lines = (text) => text.split("\n").map((s) => s.trim()).filter(Boolean);
+
+// Character filter, generation triggers, ignore budget and match sources.
+function extrasForm(entry, onChange) {
+  const filter = asObject(readExt(entry, "characterFilter"));
+  const names = el("textarea", { id: "lore-entry-filter-names", rows: 2 });
+  names.value = asList(filter.names).join("\n");
+  const tags = el("textarea", { id: "lore-entry-filter-tags", rows: 2 });
+  tags.value = asList(filter.tags).join("\n");
+  const exclude = checkbox("lore-entry-filter-exclude", (filter.isExclude ?? filter.is_exclude) === true);
+  for (const input of [names, tags, exclude]) input.addEventListener("input", () => {
+    const { is_exclude: _old, ...kept } = asObject(readExt(entry, "characterFilter"));
+    writeExt(entry, "characterFilter", { ...kept, isExclude: exclude.checked, names: lines(names.value), tags: lines(tags.value) });
+    onChange();
+  });
+
+  const triggers = TRIGGERS.map((name) => checkbox(`lore-entry-trigger-${name}`, asList(readExt(entry, "triggers")).includes(name)));
+  for (const box of triggers) box.addEventListener("input", () => {
+    const unknown = asList(readExt(entry, "triggers")).filter((name) => !TRIGGERS.includes(name));
+    writeExt(entry, "triggers", [...TRIGGERS.filter((_, i) => triggers[i].checked), ...unknown]);
+    onChange();
+  });
+
+  const flag = (name, id) => {
+    const box = checkbox(id, readExt(entry, name) === true);
+    box.addEventListener("input", () => { writeExt(entry, name, box.checked); onChange(); });
+    return box;
+  };
+  const oneLine = `(${t("lore.onePerLine")})`;
+  return el("fieldset", { class: "lore-extras wide", id: "lore-entry-extras" },
+    el("legend", { text: t("lore.x.title") }),
+    el("label", {}, `${t("lore.x.filterNames")} ${oneLine}`, names),
+    el("label", {}, `${t("lore.x.filterTags")} ${oneLine}`, tags),
+    el("label", { class: "check" }, exclude, t("lore.x.filterExclude")),
+    el("label", { class: "check" }, flag("ignoreBudget", "lore-entry-ignore-budget"), t("lore.x.ignoreBudget")),
+    el("div", { class: "lore-extras-group", role: "group", "aria-label": t("lore.x.triggers") },
+      el("span", { class: "lore-extras-title", text: t("lore.x.triggers") }),
+      ...TRIGGERS.map((name, i) => el("label", { class: "check" }, triggers[i], t(`lore.x.trigger.${name}`)))),
+    el("div", { class: "lore-extras-group", role: "group", "aria-label": t("lore.x.matches") },
+      el("span", { class: "lore-extras-title", text: t("lore.x.matches") }),
+      ...MATCHES.map((name) => el("label", { class: "check" },
+        flag(name, `lore-entry-${EXT_ALIASES[name].replaceAll("_", "-")}`), t(`lore.x.match.${name}`)))));
 }
 
 function fieldInput(name, kind, value) {
