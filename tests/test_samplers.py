@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import httpx
@@ -146,3 +147,53 @@ def test_kobold_route_takes_koboldcpps_sampler_names_and_defaults(
     )
     r = httpx.post(server.url + "/api/v1/generate", json={"prompt": "x", "mirostat": 5}, timeout=60)
     assert r.status_code == 400 and "mirostat" in r.text
+
+
+# -- per chat and in presets ---------------------------------------------------------------------------
+
+
+def test_a_chats_sampler_settings_and_presets_carry_the_role_play_samplers(server: LiveServer) -> None:
+    with httpx.Client(base_url=server.url + "/api", timeout=120) as api:
+        character = api.post("/characters", json={"name": "Counter", "first_mes": "1 2 3 1 2 3 1 2 3"}).json()
+        chat = api.post("/chats", json={"character_id": character["id"]}).json()
+        sampler = {
+            "temperature": 0,
+            "dry_multiplier": 2.0,
+            "dry_sequence_breakers": ["\n"],
+            "top_n_sigma": 1.0,
+        }
+        r = api.patch(f"/chats/{chat['id']}", json={"settings": {"max_tokens": 4, "sampler": sampler}})
+        assert r.status_code == 200, r.text
+        assert r.json()["settings"]["sampler"] == sampler
+
+        for bad, param in (
+            ({"mirostat": 3}, "mirostat"),
+            ({"dry_sequence_breakers": "\n"}, "dry_sequence_breakers"),
+        ):
+            refused = api.patch(f"/chats/{chat['id']}", json={"settings": {"sampler": bad}})
+            assert refused.status_code == 400 and param in refused.text, refused.text
+        assert api.get(f"/chats/{chat['id']}").json()["settings"]["sampler"] == sampler  # nothing lost
+
+        with api.stream("POST", f"/chats/{chat['id']}/messages", json={"text": "Go on."}) as stream:
+            assert stream.status_code == 200
+            lines = [line for line in stream.iter_lines() if line.startswith("data:")]
+        reply = json.loads(lines[-2][5:])  # the stored message, before "done"
+        used = reply["meta"]["sampler"]
+        assert used["dry_multiplier"] == 2.0 and used["dry_sequence_breakers"] == ["\n"]
+        assert used["top_n_sigma"] == 1.0 and used["mirostat"] == 0
+
+        preset = api.post(
+            "/presets",
+            json={
+                "kind": "sampler",
+                "name": "Anti-loop",
+                "data": {"dry_multiplier": 0.8, "xtc_probability": 0.5},
+            },
+        )
+        assert preset.status_code == 201, preset.text
+        api.post(f"/presets/{preset.json()['id']}/apply", json={"chat_id": chat["id"]})
+        merged = api.get(f"/chats/{chat['id']}").json()["settings"]["sampler"]
+        assert merged["dry_multiplier"] == 0.8 and merged["xtc_probability"] == 0.5
+        assert merged["dry_sequence_breakers"] == ["\n"]  # kept from the chat
+        bad = api.post("/presets", json={"kind": "sampler", "name": "x", "data": {"top_n_sigma": 0}})
+        assert bad.status_code == 400 and "top_n_sigma" in bad.text

@@ -418,3 +418,32 @@ def test_side_panel_links_a_lorebook_and_turns_enter_to_send_off(
     assert len(messages(rest, chat_id)) == before
     assert "no send on Enter" in page.locator("#composer").input_value()
     page.locator("#enter-sends").check()
+
+
+def test_more_samplers_in_the_side_panel_are_saved_with_the_chat(
+    page: Page, live: LiveServer, rest: httpx.Client, seraphina: dict[str, Any]
+) -> None:
+    cid = new_chat(rest, seraphina)
+    open_chat(page, live, cid)
+    page.locator("#sampler-advanced summary").click()
+    page.locator("#sampler-dry_multiplier").fill("0.8")
+    page.locator("#sampler-mirostat").fill("2")
+    page.locator("#sampler-dry_sequence_breakers").fill('["\\n", "*"]')
+    with page.expect_response(
+        lambda r: r.request.method == "PATCH" and r.url.endswith(f"/api/chats/{cid}")
+    ) as saved:
+        page.locator("#save-chat-settings").click()
+    assert saved.value.status == 200
+    sampler = rest.get(f"/chats/{cid}").json()["settings"]["sampler"]
+    assert (sampler["dry_multiplier"], sampler["mirostat"], sampler["dry_sequence_breakers"]) == (
+        0.8,
+        2,
+        ["\n", "*"],
+    )
+    assert sampler["xtc_probability"] == 0 and sampler["top_n_sigma"] == -1  # the rest stay off
+
+    page.locator("#sampler-advanced summary").click()  # the panel was redrawn closed
+    page.locator("#sampler-dry_sequence_breakers").fill("newline, star")
+    page.locator("#save-chat-settings").click()
+    expect(page.locator(".toast.toast-error", has_text="dry_sequence_breakers")).to_be_visible()
+    assert rest.get(f"/chats/{cid}").json()["settings"]["sampler"]["dry_sequence_breakers"] == ["\n", "*"]

@@ -32,21 +32,9 @@ from kataribe.services.chat_prompt import (
     plan_turn,
 )
 from kataribe.services.context import RoleplayContext
+from kataribe.services.sampler_settings import SAMPLER_FIELDS, sampling_of_settings
 from kataribe.store.chats import ChatRepository
 from kataribe.store.models import Character, Chat, GlobalVariable, Message
-
-SAMPLER_FIELDS = (
-    "temperature",
-    "top_p",
-    "top_k",
-    "min_p",
-    "typical_p",
-    "repeat_penalty",
-    "repeat_last_n",
-    "presence_penalty",
-    "frequency_penalty",
-    "seed",
-)
 
 
 def message_view(m: Message, *, swipes: list[str] | None = None) -> dict[str, Any]:
@@ -86,27 +74,6 @@ def chat_view(chat: Chat) -> dict[str, Any]:
         "created_at": chat.created_at.isoformat(),
         "updated_at": chat.updated_at.isoformat(),
     }
-
-
-def sampling_of_settings(settings: dict[str, Any]) -> SamplingParams:
-    """A chat's ``settings.sampler`` as SamplingParams; unknown keys or bad values are a 400."""
-    raw = settings.get("sampler") or {}
-    if not isinstance(raw, dict):
-        raise InvalidRequest("settings.sampler must be an object.", param="sampler")
-    unknown = sorted(set(raw) - set(SAMPLER_FIELDS))
-    if unknown:
-        raise InvalidRequest(f"Unknown sampler settings: {', '.join(unknown)}.", param=unknown[0])
-    params = SamplingParams()
-    for key, value in raw.items():
-        if value is None and key == "seed":
-            continue
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            raise InvalidRequest(f"settings.sampler.{key} must be a number.", param=key)
-        integer = key in ("top_k", "repeat_last_n", "seed")
-        if integer and value != int(value):
-            raise InvalidRequest(f"settings.sampler.{key} must be a whole number.", param=key)
-        setattr(params, key, int(value) if integer else float(value))
-    return params
 
 
 def sampling_of(chat: Chat) -> SamplingParams:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kataribe.errors import InvalidRequest
-from kataribe.services.chats import SAMPLER_FIELDS, ChatService
+from kataribe.services.chats import ChatService
 from kataribe.services.context import RoleplayContext
+from kataribe.services.sampler_settings import checked_sampler
 from kataribe.store.errors import NotFound
 from kataribe.store.models import PRESET_KINDS, Preset
 
@@ -18,7 +18,6 @@ PresetKind = Literal["sampler", "system_prompt"]
 PROMPT_FIELDS = ("main_prompt", "post_history")
 MAX_NAME_CHARS = 200
 MAX_PROMPT_CHARS = 100_000
-_INTEGER_FIELDS = frozenset({"top_k", "repeat_last_n", "seed"})
 
 
 def check_kind(kind: object) -> PresetKind:
@@ -37,30 +36,9 @@ def check_name(name: object) -> str:
     return name.strip()
 
 
-def check_sampler_data(data: object) -> dict[str, int | float | None]:
-    """Only the chat sampler's fields, each a finite number (seed may be null for a random seed)."""
-    if not isinstance(data, dict):
-        raise InvalidRequest("A sampler preset's data must be an object of sampler values.", param="data")
-    unknown = sorted(str(k)[:40] for k in data if k not in SAMPLER_FIELDS)
-    if unknown:
-        raise InvalidRequest(
-            f"Unknown sampler settings: {', '.join(unknown)}. Use: {', '.join(SAMPLER_FIELDS)}.",
-            param=unknown[0],
-        )
-    out: dict[str, int | float | None] = {}
-    for key, value in data.items():
-        if value is None and key == "seed":
-            out[key] = None
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise InvalidRequest(f"The sampler value {key} must be a number.", param=key)
-        if key in _INTEGER_FIELDS:
-            if value != int(value):
-                raise InvalidRequest(f"The sampler value {key} must be a whole number.", param=key)
-            out[key] = int(value)
-        else:
-            out[key] = float(value)
-    return out
+def check_sampler_data(data: object) -> dict[str, Any]:
+    """Only the chat sampler's fields, each of its type and range (seed may be null for a random seed)."""
+    return checked_sampler(data, "A sampler preset's data")
 
 
 def check_prompt_data(data: object) -> dict[str, str]:

@@ -5,13 +5,24 @@ import { addMessages, t } from "../i18n.js";
 
 addMessages({
   en: { "panel.presets": "Presets", "panel.apply": "Apply", "panel.lorebook": "Lorebook for this chat", "panel.link": "Link",
-    "panel.linked": "Linked", "panel.editCharacter": "Character card…", "panel.editGroup": "Group…" },
+    "panel.linked": "Linked", "panel.editCharacter": "Character card…", "panel.editGroup": "Group…",
+    "panel.advanced": "More samplers (DRY, XTC, Mirostat…)", "panel.breakers": "dry_sequence_breakers (JSON list)",
+    "panel.badBreakers": "dry_sequence_breakers must be a JSON list of strings, e.g. [\"\\n\", \":\"]" },
   ja: { "panel.presets": "プリセット", "panel.apply": "適用", "panel.lorebook": "このチャットのロアブック", "panel.link": "追加",
-    "panel.linked": "追加しました", "panel.editCharacter": "キャラクターカード…", "panel.editGroup": "グループ…" },
+    "panel.linked": "追加しました", "panel.editCharacter": "キャラクターカード…", "panel.editGroup": "グループ…",
+    "panel.advanced": "その他のサンプラー（DRY・XTC・Mirostat など）", "panel.breakers": "dry_sequence_breakers（JSON のリスト）",
+    "panel.badBreakers": "dry_sequence_breakers は文字列の JSON リストで指定してください（例: [\"\\n\", \":\"]）" },
 });
 
 const SAMPLER = [["temperature", 0.8, 0.05], ["top_p", 0.95, 0.01], ["top_k", 40, 1], ["min_p", 0.05, 0.01],
   ["repeat_penalty", 1.0, 0.01], ["seed", "", 1]];
+// Behind "More samplers": the rest, with llama.cpp's defaults (which leave each sampler off).
+const ADVANCED = [["typical_p", 1.0, 0.01], ["repeat_last_n", 64, 1], ["presence_penalty", 0, 0.05],
+  ["frequency_penalty", 0, 0.05], ["dry_multiplier", 0, 0.05], ["dry_base", 1.75, 0.05], ["dry_allowed_length", 2, 1],
+  ["dry_penalty_last_n", -1, 1], ["xtc_probability", 0, 0.05], ["xtc_threshold", 0.1, 0.01], ["top_n_sigma", -1, 0.1],
+  ["dynatemp_range", 0, 0.05], ["dynatemp_exponent", 1, 0.1], ["mirostat", 0, 1], ["mirostat_tau", 5, 0.1],
+  ["mirostat_eta", 0.1, 0.01]];
+const DRY_BREAKERS = ["\n", ":", "\"", "*"];
 
 export async function showSidePanel(app, state, { reload, setVn }) {
   const panel = app.panel;
@@ -30,12 +41,24 @@ export async function showSidePanel(app, state, { reload, setVn }) {
   note.value = chat.author_note.text;
   const depth = el("input", { id: "author-note-depth", type: "number", min: 0, max: 1000, value: chat.author_note.depth });
   const maxTokens = el("input", { id: "max-tokens", type: "number", min: 1, max: 8192, value: settings.max_tokens ?? 300 });
-  const fields = SAMPLER.map(([name, fallback, step]) => [name,
-    el("input", { id: `sampler-${name}`, type: "number", step, value: sampler[name] ?? fallback })]);
+  const numberField = ([name, fallback, step]) => [name,
+    el("input", { id: `sampler-${name}`, type: "number", step, value: sampler[name] ?? fallback })];
+  const fields = SAMPLER.map(numberField);
+  const advanced = ADVANCED.map(numberField);
+  const breakers = el("input", { id: "sampler-dry_sequence_breakers", type: "text",
+    value: JSON.stringify(sampler.dry_sequence_breakers ?? DRY_BREAKERS) });
 
   const save = el("button", { id: "save-chat-settings", class: "primary", type: "button", text: t("panel.save"), onclick: async () => {
     const samplerOut = {};
-    for (const [name, input] of fields) if (input.value !== "") samplerOut[name] = Number(input.value);
+    for (const [name, input] of [...fields, ...advanced]) if (input.value !== "") samplerOut[name] = Number(input.value);
+    try {
+      const list = JSON.parse(breakers.value);
+      if (!Array.isArray(list) || !list.every((b) => typeof b === "string")) throw new Error();
+      samplerOut.dry_sequence_breakers = list;
+    } catch (_) {
+      toast(t("panel.badBreakers"), "error");
+      return;
+    }
     try {
       await api(`/api/chats/${chat.id}`, { method: "PATCH", body: {
         persona_id: personaSelect.value ? Number(personaSelect.value) : null,
@@ -107,6 +130,9 @@ export async function showSidePanel(app, state, { reload, setVn }) {
     el("h3", { text: t("panel.sampler") }),
     el("label", {}, "max_tokens", maxTokens),
     ...fields.map(([name, input]) => el("label", {}, name, input)),
+    el("details", { id: "sampler-advanced", class: "sampler-advanced" }, el("summary", { text: t("panel.advanced") }),
+      ...advanced.map(([name, input]) => el("label", {}, name, input)),
+      el("label", { class: "wide" }, t("panel.breakers"), breakers)),
     save,
     el("h3", { text: t("panel.lorebook") }), el("div", { class: "panel-buttons" }, bookSelect, linkBook),
     el("label", {}, t("chat.enterSends"), enterSends),
