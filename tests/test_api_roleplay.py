@@ -329,3 +329,48 @@ def test_stop_keeps_the_partial_reply(api: httpx.Client, seraphina: dict[str, An
     assert stored[0]["meta"]["usage"]["completion_tokens"] < 2000
     assert api.get(f"/chats/{chat['id']}").json()["messages"][-1]["id"] == stored[0]["id"]
     assert api.post(f"/chats/{chat['id']}/stop").json() == {"stopped": False}
+
+
+def test_books_and_cards_are_parsed_once_and_an_edit_shows_on_the_next_turn(
+    api: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kataribe.services import chat_prompt
+
+    parsed: list[str] = []
+    real_book_of, real_card_of = chat_prompt.book_of, chat_prompt.card_of
+
+    def counting_book_of(row: Any) -> Any:
+        parsed.append(f"book {row.name}")
+        return real_book_of(row)
+
+    def counting_card_of(row: Any) -> Any:
+        parsed.append(f"card {row.name}")
+        return real_card_of(row)
+
+    monkeypatch.setattr(chat_prompt, "book_of", counting_book_of)
+    monkeypatch.setattr(chat_prompt, "card_of", counting_card_of)
+
+    def entry(content: str) -> dict[str, Any]:
+        return {"entries": [{"uid": 0, "keys": ["lantern"], "content": content}]}
+
+    book = api.post("/lorebooks", json={"name": "Lamps", "data": entry("The lantern burns blue.")}).json()
+    hero = api.post("/characters", json={"name": "Lamplighter", "description": "Tends the lamps."}).json()
+    chat = api.post("/chats", json={"character_id": hero["id"]}).json()
+    api.post(f"/lorebooks/{book['id']}/links", json={"chat_id": chat["id"]})
+    api.post(f"/chats/{chat['id']}/messages", json={"text": "Look at the lantern.", "generate": False})
+
+    def prompt() -> str:
+        dry = api.get(f"/chats/{chat['id']}/prompt")
+        assert dry.status_code == 200, dry.text
+        return json.dumps(dry.json()["messages"], ensure_ascii=False)
+
+    first, second = prompt(), prompt()
+    assert "burns blue" in first and "Tends the lamps" in first and second == first
+    assert parsed == ["card Lamplighter", "book Lamps"]  # the second turn parsed nothing
+
+    updated = api.patch(f"/lorebooks/{book['id']}", json={"data": entry("The lantern burns red.")})
+    assert updated.status_code == 200, updated.text
+    assert "burns red" in prompt() and parsed[-1] == "book Lamps"
+    api.patch(f"/characters/{hero['id']}", json={"description": "Guards the lighthouse."})
+    text = prompt()
+    assert "Guards the lighthouse" in text and "Tends the lamps" not in text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
@@ -118,31 +119,52 @@ def history_of(path: list[Message]) -> list[HistoryItem]:
 
 
 def books_for(
-    session: Session, chat: Chat, speakers: list[Character], persona: Persona | None
+    ctx: RoleplayContext, session: Session, chat: Chat, speakers: list[Character], persona: Persona | None
 ) -> list[LoreBook]:
-    """Global books, the characters' own (embedded and linked), the persona's and the chat's."""
-    rows: list[Lorebook] = list(session.scalars(select(Lorebook).where(Lorebook.is_global.is_(True))))
+    """Global books, the characters' own (embedded and linked), the persona's and the chat's.
+
+    Parsed books are kept between turns (ctx.parsed) and only re-read when a book changes: the
+    queries read ids and change times, not the books' JSON.
+    """
+    stamp = select(Lorebook.id, Lorebook.updated_at)
+    queries = [stamp.where(Lorebook.is_global.is_(True))]
     ids = [c.id for c in speakers]
     if ids:
-        rows += session.scalars(
-            select(Lorebook).join(character_lorebooks).where(character_lorebooks.c.character_id.in_(ids))
-        )
+        queries.append(stamp.join(character_lorebooks).where(character_lorebooks.c.character_id.in_(ids)))
     if persona is not None and persona.lorebook_id is not None:
-        book = session.get(Lorebook, persona.lorebook_id)
-        if book is not None:
-            rows.append(book)
-    rows += session.scalars(select(Lorebook).join(chat_lorebooks).where(chat_lorebooks.c.chat_id == chat.id))
-    seen: set[int] = set()
+        queries.append(stamp.where(Lorebook.id == persona.lorebook_id))
+    queries.append(stamp.join(chat_lorebooks).where(chat_lorebooks.c.chat_id == chat.id))
     books: list[LoreBook] = []
-    for c in speakers:
-        embedded = book_from_card(card_of(c))
+    for character in speakers:
+        embedded = ctx.parsed(
+            ("card book", character.id, character.updated_at), partial(_card_book, ctx, character)
+        )
         if embedded is not None:
             books.append(embedded)
-    for row in rows:
-        if row.id not in seen:
-            seen.add(row.id)
-            books.append(book_of(row))
+    seen: set[int] = set()
+    for query in queries:
+        for book_id, changed in session.execute(query):
+            if book_id not in seen:
+                seen.add(book_id)
+                books.append(
+                    ctx.parsed(("lorebook", book_id, changed), partial(_load_book, session, book_id))
+                )
     return books
+
+
+def _card_book(ctx: RoleplayContext, character: Character) -> LoreBook | None:
+    return book_from_card(parsed_card(ctx, character))
+
+
+def _load_book(session: Session, book_id: int) -> LoreBook:
+    row = session.get(Lorebook, book_id)
+    assert row is not None  # its id was just read in this session
+    return book_of(row)
+
+
+def parsed_card(ctx: RoleplayContext, character: Character) -> CharacterCard:
+    """The character's card, parsed once per change (shared: read-only)."""
+    return ctx.parsed(("card", character.id, character.updated_at), partial(card_of, character))
 
 
 def parse_prompt_settings(raw: object) -> ChatPromptSettings:
@@ -247,7 +269,7 @@ def plan_turn(
             raise InvalidRequest("This group has no members to speak.", param="chat_id")
     persona = chat_persona(session, chat)
     user_name = persona.name if persona else "User"
-    sheets = {c.id: sheet_of(card_of(c)) for c in cast}
+    sheets = {c.id: sheet_of(parsed_card(ctx, c)) for c in cast}
     join = group is not None and group.generation_mode == "join"
     settings, reply_tokens = prompt_settings(chat)
     variables = MacroVariables(
@@ -264,7 +286,7 @@ def plan_turn(
         persona=PersonaSheet(persona.name, persona.description, persona.position, persona.depth, persona.role)
         if persona
         else None,
-        books=books_for(session, chat, cast if join else [speaker], persona),
+        books=books_for(ctx, session, chat, cast if join else [speaker], persona),
         lore_state=timed_state_of(chat.lore_state),
         lore_anchor=anchor_of(chat.lore_state),
         author_note=AuthorNote(
