@@ -211,6 +211,15 @@ def test_a_server_without_dry_gets_a_clear_refusal_not_a_silent_ignore(kind: str
         )
 
 
+def test_banned_strings_go_to_koboldcpp_and_are_refused_where_a_server_has_none() -> None:
+    request = GenerationRequest(prompt="x", sampling=SamplingParams(banned_strings=["shivers", ""]))
+    _route, body = build_payload(request, kind="koboldcpp", model_name="m", api_base="h")
+    assert body["banned_tokens"] == ["shivers"]
+    for kind in ("llama-server", "vllm", "llama-cpp-python"):
+        with pytest.raises(InvalidRequest, match="banned strings"):
+            build_payload(request, kind=kind, model_name="m", api_base="h")
+
+
 def test_mirostat_reaches_llama_cpp_pythons_server_as_mirostat_mode(remote: RemoteEngine) -> None:
     sampling = SamplingParams(mirostat=2, mirostat_tau=3.0, seed=5)
     _route, body = remote.payload(GenerationRequest(prompt="x", sampling=sampling))

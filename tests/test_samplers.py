@@ -197,3 +197,81 @@ def test_a_chats_sampler_settings_and_presets_carry_the_role_play_samplers(serve
         assert merged["dry_sequence_breakers"] == ["\n"]  # kept from the chat
         bad = api.post("/presets", json={"kind": "sampler", "name": "x", "data": {"top_n_sigma": 0}})
         assert bad.status_code == 400 and "top_n_sigma" in bad.text
+
+
+# -- banned strings (KoboldCpp's banned_tokens, SillyTavern's "banned strings") ----------------------
+
+
+def stream_of(engine: EmbeddedEngine, sampling: SamplingParams, prompt: str, n: int) -> tuple[list[str], str]:
+    deltas: list[str] = []
+    done = None
+    for event in engine.generate(GenerationRequest(prompt=prompt, max_tokens=n, sampling=sampling)):
+        if isinstance(event, TextDelta):
+            deltas.append(event.text)
+        else:
+            done = event
+    assert isinstance(done, GenerationDone) and done.finish_reason in ("length", "stop"), done
+    assert "".join(deltas) == done.text  # what was streamed is what was kept
+    return deltas, done.text
+
+
+@pytest.mark.parametrize("banned", [["Paris"], ["paris"], ["PARIS", "unrelated phrase"]])
+def test_a_banned_phrase_never_appears_and_the_reply_goes_on(
+    engine: EmbeddedEngine, banned: list[str]
+) -> None:
+    prompt = "The capital of France is"
+    assert "Paris" in text_of(engine, GREEDY, prompt, 12)
+    _deltas, text = stream_of(engine, replace(GREEDY, banned_strings=banned), prompt, 24)
+    assert "paris" not in text.lower() and len(text.split()) > 5, text
+
+
+def test_a_phrase_spread_over_several_tokens_is_banned_and_the_text_before_it_kept(
+    engine: EmbeddedEngine,
+) -> None:
+    prompt = "The capital of France is"
+    plain = text_of(engine, GREEDY, prompt, 24)
+    phrase = "The United States"  # several tokens, later in the greedy reply
+    assert phrase in plain
+    _deltas, text = stream_of(engine, replace(GREEDY, banned_strings=[phrase.lower()]), prompt, 24)
+    assert phrase.lower() not in text.lower()
+    assert text.startswith(plain[: plain.index(phrase)])  # everything before the phrase is kept as it was
+
+
+def test_japanese_phrases_are_banned_without_breaking_a_character(engine: EmbeddedEngine) -> None:
+    prompt = "日本の首都は"
+    plain = text_of(engine, GREEDY, prompt, 16)
+    assert "アプリ" in plain
+    _deltas, text = stream_of(engine, replace(GREEDY, banned_strings=["アプリ"]), prompt, 16)
+    assert "アプリ" not in text and text.strip()
+    assert "\ufffd" not in text[:-1]  # only a character cut by max_tokens may end as U+FFFD
+
+
+def test_banned_strings_with_a_grammar_or_bad_values_are_refused(engine: EmbeddedEngine) -> None:
+    with pytest.raises(InvalidRequest, match="grammar") as refused:
+        engine.generate(
+            GenerationRequest(
+                prompt="x", grammar='root ::= "a"', sampling=SamplingParams(banned_strings=["b"])
+            )
+        )
+    assert refused.value.param == "banned_strings"
+    with pytest.raises(InvalidRequest) as too_long:
+        text_of(engine, replace(GREEDY, banned_strings=["x" * 201]))
+    assert too_long.value.param == "banned_strings"
+
+
+def test_banned_strings_over_http_by_each_routes_names(server: LiveServer) -> None:
+    prompt, body = "The capital of France is", {"max_tokens": 16, "temperature": 0}
+    client = OpenAI(base_url=server.url + "/v1", api_key="not-needed", max_retries=0)
+    for extra in ({"banned_strings": ["Paris"]}, {"banned_tokens": ["paris"]}):
+        reply = client.completions.create(model="", prompt=prompt, extra_body=extra, **body)  # type: ignore[arg-type]
+        assert "paris" not in reply.choices[0].text.lower() and reply.choices[0].text.strip()
+    for field in ("banned_tokens", "banned_strings"):  # KoboldCpp's name and SillyTavern's
+        kobold = {"prompt": prompt, "max_length": 16, "temperature": 0, field: ["Paris"]}
+        r = httpx.post(server.url + "/api/v1/generate", json=kobold, timeout=120)
+        assert r.status_code == 200 and "paris" not in r.json()["results"][0]["text"].lower(), r.text
+    refused = httpx.post(
+        server.url + "/v1/completions",
+        json={"prompt": "x", "banned_strings": ["y"], "grammar": 'root ::= "a"'},
+        timeout=60,
+    )
+    assert refused.status_code == 400 and "banned_strings" in refused.text

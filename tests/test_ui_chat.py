@@ -429,6 +429,7 @@ def test_more_samplers_in_the_side_panel_are_saved_with_the_chat(
     page.locator("#sampler-dry_multiplier").fill("0.8")
     page.locator("#sampler-mirostat").fill("2")
     page.locator("#sampler-dry_sequence_breakers").fill('["\\n", "*"]')
+    page.locator("#sampler-banned_strings").fill("Paris\n  shivers down \n\n")
     with page.expect_response(
         lambda r: r.request.method == "PATCH" and r.url.endswith(f"/api/chats/{cid}")
     ) as saved:
@@ -441,6 +442,7 @@ def test_more_samplers_in_the_side_panel_are_saved_with_the_chat(
         ["\n", "*"],
     )
     assert sampler["xtc_probability"] == 0 and sampler["top_n_sigma"] == -1  # the rest stay off
+    assert sampler["banned_strings"] == ["Paris", "shivers down"]
 
     page.locator("#sampler-advanced summary").click()  # the panel was redrawn closed
     page.locator("#sampler-dry_sequence_breakers").fill("newline, star")

@@ -59,6 +59,8 @@ class SamplingParams:
     """0 = off, 1 = Mirostat, 2 = Mirostat 2.0 (replaces top-k/top-p/min-p/typical/XTC)."""
     mirostat_tau: float = 5.0
     mirostat_eta: float = 0.1
+    banned_strings: list[str] = field(default_factory=list)
+    """Phrases never to produce (case-insensitive): the engine backs up and samples again."""
 
 
 @dataclass

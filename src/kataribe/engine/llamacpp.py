@@ -20,6 +20,7 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
 
 from kataribe.engine.abort import AbortFlag
+from kataribe.engine.bans import PhraseGuard
 from kataribe.engine.base import (
     Capabilities,
     ChatMessage,
@@ -27,6 +28,7 @@ from kataribe.engine.base import (
     GenerationDone,
     GenerationRequest,
     GenerationStream,
+    SamplingParams,
     TextDelta,
     Timings,
     TokenCount,
@@ -49,6 +51,8 @@ CHATML_TEMPLATE = (
     "{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 MIN_SNAPSHOT_TOKENS = 64
+MAX_ROLLBACKS = 64
+"""Banned phrases: after this many step-backs in one reply, the rest of the reply is let through."""
 """A context this short is cheap to re-evaluate and not worth a saved state."""
 
 
@@ -84,6 +88,7 @@ class _PreparedJob:
     tokens: list[int]
     max_tokens: int
     sampler: TokenSampler
+    sampling: SamplingParams
 
 
 class EmbeddedEngine:
@@ -198,9 +203,16 @@ class EmbeddedEngine:
         if request.ban_eos:
             eog = [t for t in (self._llm.token_eos(), self._llm._model.token_eot()) if t >= 0]
             sampling = replace(sampling, logit_bias={**sampling.logit_bias, **dict.fromkeys(eog, -math.inf)})
+        if any(sampling.banned_strings) and (
+            request.logprobs is not None or request.grammar or request.json_schema
+        ):
+            raise InvalidRequest(
+                "banned_strings cannot be combined with logprobs, a grammar or a JSON schema.",
+                param="banned_strings",
+            )
         sampler = build_sampler(self._llm, sampling, grammar=self._grammar_for(request), history=tokens)
         stream = GenerationStream(request)
-        job = _PreparedJob(stream, tokens, max_tokens, sampler)
+        job = _PreparedJob(stream, tokens, max_tokens, sampler, sampling)
         with self._cv:
             if self._closed:
                 raise ModelLoadError("The engine is shut down.")
@@ -408,6 +420,10 @@ class EmbeddedEngine:
 
         decoder = Utf8StreamDecoder()
         stops = StopStringFilter(request.stop)
+        guard = PhraseGuard(job.sampling.banned_strings)
+        banned_at: dict[int, set[int]] = {}  # position in the reply -> tokens banned there
+        generated: list[int] = []
+        rollbacks = 0
         want_logprobs = request.logprobs is not None
         pending_lp: list[TokenLogprob] = []
         text_parts: list[str] = []
@@ -422,6 +438,8 @@ class EmbeddedEngine:
                 break
             if llm.n_tokens >= self.n_ctx:
                 break
+            if n_gen in banned_at:
+                self._forbid(banned_at[n_gen])
             token = job.sampler.sample(llm._ctx)
             if want_logprobs:
                 pending_lp.append(self._logprob_entry(token, request.logprobs or 0))
@@ -429,7 +447,21 @@ class EmbeddedEngine:
                 finish = "stop"
                 break
             n_gen += 1
+            generated.append(token)
             text = decoder.feed(self._piece(token, special=False))
+            if guard.phrases:
+                step = guard.push(text)
+                if step.rollback_to is not None and rollbacks < MAX_ROLLBACKS:
+                    rollbacks += 1
+                    back = step.rollback_to
+                    banned_at = {k: v for k, v in banned_at.items() if k <= back}
+                    banned_at.setdefault(back, set()).add(generated[back])
+                    guard.rollback(back)
+                    del generated[back:]
+                    n_gen = back
+                    decoder = self._rewind(job, generated)
+                    continue
+                text = step.released + (guard.give_up() if step.rollback_to is not None else "")
             scan = stops.feed(text) if text else None
             if scan is not None and (scan.text or (want_logprobs and pending_lp)):
                 text_parts.append(scan.text)
@@ -442,7 +474,7 @@ class EmbeddedEngine:
             llm.eval([token])
         tail = ""
         if stop_hit is None:
-            scan = stops.feed(decoder.flush())
+            scan = stops.feed(guard.flush() + decoder.flush())
             tail = scan.text if scan.stopped else scan.text + stops.flush()
             if scan.stopped:
                 finish, stop_hit = "stop", scan.stop
@@ -460,6 +492,26 @@ class EmbeddedEngine:
                 stop=stop_hit,
             )
         )
+
+    def _forbid(self, tokens: set[int]) -> None:
+        """No token in ``tokens`` may be sampled next: their logits become -inf in place."""
+        ptr = llama_cpp.llama_get_logits_ith(self._llm.ctx, -1)
+        logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+        logits[list(tokens)] = -np.inf
+
+    def _rewind(self, job: _PreparedJob, kept: list[int]) -> Utf8StreamDecoder:
+        """Roll the context back to the prompt plus ``kept`` (fresh logits for the next position),
+        with a sampler and a UTF-8 decoder in the state they had there."""
+        llm = self._llm
+        sequence = [*job.tokens, *kept]
+        llm.n_tokens = len(sequence) - 1
+        llm.eval(sequence[-1:])
+        job.sampler.close()
+        job.sampler = build_sampler(llm, job.sampling, grammar=None, history=sequence)
+        decoder = Utf8StreamDecoder()
+        for token in kept:  # restores bytes still waiting for the rest of their character
+            decoder.feed(self._piece(token, special=False))
+        return decoder
 
     def _logprob_entry(self, token: int, top_n: int) -> TokenLogprob:
         ptr = llama_cpp.llama_get_logits_ith(self._llm.ctx, -1)

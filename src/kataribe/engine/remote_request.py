@@ -107,12 +107,18 @@ def extra_samplers(s: SamplingParams, kind: str) -> dict[str, Any]:
             "mirostat_tau": s.mirostat_tau,
             "mirostat_eta": s.mirostat_eta,
         }
-    unsupported = {"vllm": set(wanted), "llama-cpp-python": set(wanted) - {"Mirostat"}}.get(kind, set())
+    if any(s.banned_strings):
+        wanted["banned strings"] = {"banned_tokens": [b for b in s.banned_strings if b]}
+    unsupported = {
+        "vllm": set(wanted),
+        "llama-cpp-python": set(wanted) - {"Mirostat"},
+        "llama-server": set(wanted) & {"banned strings"},
+    }.get(kind, set())
     if unsupported:
         names = ", ".join(sorted(unsupported))
         raise InvalidRequest(
             f"The remote server ({kind}) has no {names} sampler; turn it off in the sampler settings "
-            "or use the embedded engine, llama-server or KoboldCpp.",
+            "or use a backend that has it (the embedded engine and KoboldCpp have them all).",
             param="sampling",
         )
     return {key: value for fields in wanted.values() for key, value in fields.items()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from kataribe.engine.bans import MAX_PHRASE_CHARS, MAX_PHRASES
 from kataribe.engine.base import SamplingParams
 from kataribe.errors import InvalidRequest
 
@@ -45,6 +46,14 @@ def validate_sampling(params: SamplingParams, n_vocab: int) -> None:
         raise InvalidRequest(
             f"dry_sequence_breakers must be at most {MAX_DRY_BREAKERS} strings of 1 to 40 characters.",
             param="dry_sequence_breakers",
+        )
+    phrases = params.banned_strings
+    if len(phrases) > MAX_PHRASES or not all(
+        isinstance(p, str) and len(p) <= MAX_PHRASE_CHARS for p in phrases
+    ):
+        raise InvalidRequest(
+            f"banned_strings must be at most {MAX_PHRASES} strings of at most {MAX_PHRASE_CHARS} characters.",
+            param="banned_strings",
         )
     for token, bias in params.logit_bias.items():
         if not 0 <= token < n_vocab:

@@ -18,7 +18,7 @@ SAMPLER_FIELDS = tuple(f.name for f in fields(SamplingParams) if f.name != "logi
 INTEGER_FIELDS = frozenset(
     {"top_k", "repeat_last_n", "seed", "dry_allowed_length", "dry_penalty_last_n", "mirostat"}
 )
-LIST_FIELDS = frozenset({"dry_sequence_breakers"})
+LIST_FIELDS = frozenset({"dry_sequence_breakers", "banned_strings"})
 
 
 def checked_sampler(data: object, where: str = "settings.sampler") -> dict[str, Any]:

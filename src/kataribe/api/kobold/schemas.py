@@ -45,6 +45,8 @@ class KoboldGenerateRequest(BaseModel):
     mirostat: int = 0
     mirostat_tau: float = 5.0
     mirostat_eta: float = 0.1
+    banned_tokens: list[str] | None = Field(default=None, description="Phrases never to produce")
+    banned_strings: list[str] | None = Field(default=None, description="SillyTavern's name for banned_tokens")
 
 
 class GenKeyRequest(BaseModel):

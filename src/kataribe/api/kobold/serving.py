@@ -131,6 +131,7 @@ class KoboldServing:
                 mirostat=body.mirostat,
                 mirostat_tau=body.mirostat_tau,
                 mirostat_eta=body.mirostat_eta,
+                banned_strings=list(body.banned_tokens or body.banned_strings or []),
             ),
             stop=[s for s in body.stop_sequence if s],
             grammar=body.grammar or None,

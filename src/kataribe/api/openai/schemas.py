@@ -95,6 +95,10 @@ class SamplingFields(_Lenient):
     mirostat: int | None = Field(default=None, description="llama.cpp extra: 0 = off, 1 or 2")
     mirostat_tau: float | None = None
     mirostat_eta: float | None = None
+    banned_strings: list[str] | None = Field(
+        default=None, description="Phrases never to produce (KoboldCpp/SillyTavern extra); banned_tokens too"
+    )
+    banned_tokens: list[str] | None = None
 
     @field_validator("stop")
     @classmethod

@@ -69,6 +69,7 @@ def sampling_from(body: SamplingFields) -> SamplingParams:
         mirostat=pick(body.mirostat, base.mirostat),
         mirostat_tau=pick(body.mirostat_tau, base.mirostat_tau),
         mirostat_eta=pick(body.mirostat_eta, base.mirostat_eta),
+        banned_strings=list(body.banned_strings or body.banned_tokens or []),
     )
 
 

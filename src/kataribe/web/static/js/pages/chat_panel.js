@@ -7,10 +7,12 @@ addMessages({
   en: { "panel.presets": "Presets", "panel.apply": "Apply", "panel.lorebook": "Lorebook for this chat", "panel.link": "Link",
     "panel.linked": "Linked", "panel.editCharacter": "Character card…", "panel.editGroup": "Group…",
     "panel.advanced": "More samplers (DRY, XTC, Mirostat…)", "panel.breakers": "dry_sequence_breakers (JSON list)",
+    "panel.banned": "Banned phrases (one per line; never written, any case)",
     "panel.badBreakers": "dry_sequence_breakers must be a JSON list of strings, e.g. [\"\\n\", \":\"]" },
   ja: { "panel.presets": "プリセット", "panel.apply": "適用", "panel.lorebook": "このチャットのロアブック", "panel.link": "追加",
     "panel.linked": "追加しました", "panel.editCharacter": "キャラクターカード…", "panel.editGroup": "グループ…",
     "panel.advanced": "その他のサンプラー（DRY・XTC・Mirostat など）", "panel.breakers": "dry_sequence_breakers（JSON のリスト）",
+    "panel.banned": "禁止フレーズ（1 行に 1 つ。大文字小文字を区別せず、出力しません）",
     "panel.badBreakers": "dry_sequence_breakers は文字列の JSON リストで指定してください（例: [\"\\n\", \":\"]）" },
 });
 
@@ -47,6 +49,8 @@ export async function showSidePanel(app, state, { reload, setVn }) {
   const advanced = ADVANCED.map(numberField);
   const breakers = el("input", { id: "sampler-dry_sequence_breakers", type: "text",
     value: JSON.stringify(sampler.dry_sequence_breakers ?? DRY_BREAKERS) });
+  const banned = el("textarea", { id: "sampler-banned_strings", rows: 3 });
+  banned.value = (sampler.banned_strings ?? []).join("\n");
 
   const save = el("button", { id: "save-chat-settings", class: "primary", type: "button", text: t("panel.save"), onclick: async () => {
     const samplerOut = {};
@@ -55,6 +59,7 @@ export async function showSidePanel(app, state, { reload, setVn }) {
       const list = JSON.parse(breakers.value);
       if (!Array.isArray(list) || !list.every((b) => typeof b === "string")) throw new Error();
       samplerOut.dry_sequence_breakers = list;
+      samplerOut.banned_strings = banned.value.split("\n").map((line) => line.trim()).filter(Boolean);
     } catch (_) {
       toast(t("panel.badBreakers"), "error");
       return;
@@ -132,7 +137,8 @@ export async function showSidePanel(app, state, { reload, setVn }) {
     ...fields.map(([name, input]) => el("label", {}, name, input)),
     el("details", { id: "sampler-advanced", class: "sampler-advanced" }, el("summary", { text: t("panel.advanced") }),
       ...advanced.map(([name, input]) => el("label", {}, name, input)),
-      el("label", { class: "wide" }, t("panel.breakers"), breakers)),
+      el("label", { class: "wide" }, t("panel.breakers"), breakers),
+      el("label", { class: "wide" }, t("panel.banned"), banned)),
     save,
     el("h3", { text: t("panel.lorebook") }), el("div", { class: "panel-buttons" }, bookSelect, linkBook),
     el("label", {}, t("chat.enterSends"), enterSends),
