@@ -16,7 +16,6 @@ from pathlib import Path
 import llama_cpp
 import numpy as np
 from llama_cpp import Llama
-from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
 
 from kataribe.engine.abort import AbortFlag
@@ -35,6 +34,7 @@ from kataribe.engine.base import (
     TokenLogprob,
     Usage,
 )
+from kataribe.engine.chat_template import ChatTemplate
 from kataribe.engine.gguf_meta import ModelInfo, inspect_gguf
 from kataribe.engine.kvcache import KvStateCache, common_prefix_len
 from kataribe.engine.sampling import TokenSampler, build_sampler
@@ -45,11 +45,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CTX_CAP = 8192
 """Never default to a model's full trained context (Mistral-Nemo claims 1M and runs out of RAM)."""
-CHATML_TEMPLATE = (
-    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
-    " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
-    "{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
 MIN_SNAPSHOT_TOKENS = 64
 MAX_ROLLBACKS = 64
 """Banned phrases: after this many step-backs in one reply, the rest of the reply is let through."""
@@ -132,7 +127,13 @@ class EmbeddedEngine:
         self.add_bos = bool(self._llm._model.add_bos_token())
         self._bos = self._llm.token_bos()
         self._piece_cache: dict[tuple[int, bool], bytes] = {}
-        self._formatters = self._make_formatters(config.chat_template or self.info.chat_template)
+        eos = self._llm.token_eos()
+        self._template = ChatTemplate(
+            config.chat_template or self.info.chat_template,
+            bos=self._special_text(self._bos),
+            eos=self._special_text(eos),
+            eos_id=eos,
+        )
         self._kv_cache = KvStateCache(config.kv_cache_ram_mb * 1024 * 1024)
         self._abort = AbortFlag()
 
@@ -174,18 +175,7 @@ class EmbeddedEngine:
         return b"".join(self._piece(i, special=False) for i in ids).decode("utf-8", "replace")
 
     def render_chat(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> str:
-        formatter = self._formatters[add_generation_prompt]
-        payload = [
-            {"role": m.role, "content": m.content} | ({"name": m.name} if m.name else {}) for m in messages
-        ]
-        try:
-            return str(formatter(messages=payload).prompt)  # type: ignore[arg-type]
-        except Exception as exc:  # a template may raise on role orders it does not support
-            raise InvalidRequest(
-                f"The model's chat template rejected these messages: {exc}. "
-                "Check the order of roles (many templates want user/assistant to alternate).",
-                param="messages",
-            ) from exc
+        return self._template.render(messages, add_generation_prompt)
 
     def generate(self, request: GenerationRequest) -> GenerationStream:
         """Validate and tokenize now (errors surface before streaming); generate on the worker."""
@@ -248,21 +238,9 @@ class EmbeddedEngine:
         self._llm.close()
 
     # -- preparation (caller's thread) -----------------------------------------------
-    def _make_formatters(self, template: str | None) -> dict[bool, Jinja2ChatFormatter]:
-        eos = self._llm.token_eos()
-        bos_text = self._piece(self._bos, special=True).decode("utf-8", "replace") if self._bos >= 0 else ""
-        eos_text = self._piece(eos, special=True).decode("utf-8", "replace") if eos >= 0 else ""
-        tpl = template or CHATML_TEMPLATE
-        return {
-            flag: Jinja2ChatFormatter(
-                tpl, eos_token=eos_text, bos_token=bos_text, add_generation_prompt=flag, stop_token_ids=[eos]
-            )
-            for flag in (True, False)
-        }
-
     def _prompt_tokens(self, request: GenerationRequest) -> list[int]:
         if request.messages is not None and request.continue_last:
-            text = self._render_continuation(request.messages)
+            text = self._template.render_continuation(request.messages)
         elif request.messages is not None:
             text = self.render_chat(request.messages, request.add_generation_prompt)
         elif request.prompt is not None:
@@ -275,19 +253,6 @@ class EmbeddedEngine:
         if not tokens:
             tokens = [self._bos if self._bos >= 0 else self._llm.token_eos()]
         return tokens
-
-    def _render_continuation(self, messages: Sequence[ChatMessage]) -> str:
-        """The template's text up to the end of the last (assistant) message, left open."""
-        last = messages[-1] if messages else None
-        if last is None or last.role != "assistant":
-            raise InvalidRequest("Only an assistant message can be continued.", param="messages")
-        if not last.content:
-            return self.render_chat(messages[:-1], True)
-        text = self.render_chat(messages, False)
-        cut = text.rfind(last.content)
-        if cut == -1:  # the template changed the text (trimmed it, say): write it after the prompt
-            return self.render_chat(messages[:-1], True) + last.content
-        return text[: cut + len(last.content)]
 
     def _truncate_front(self, tokens: list[int], keep: int) -> list[int]:
         head = [tokens[0]] if self.add_bos and tokens and tokens[0] == self._bos else []
@@ -306,6 +271,9 @@ class EmbeddedEngine:
                 f"The grammar or JSON schema could not be compiled: {exc}.", param="response_format"
             ) from exc
         return None
+
+    def _special_text(self, token: int) -> str:
+        return self._piece(token, special=True).decode("utf-8", "replace") if token >= 0 else ""
 
     def _piece(self, token: int, special: bool) -> bytes:
         key = (token, special)
