@@ -7,6 +7,21 @@ import json
 
 from kataribe.errors import InvalidRequest
 
+ROLE_PLAY_SAMPLERS = (
+    "dynatemp_range",
+    "dynatemp_exponent",
+    "xtc_probability",
+    "xtc_threshold",
+    "dry_multiplier",
+    "dry_base",
+    "dry_allowed_length",
+    "dry_penalty_last_n",
+    "mirostat",
+    "mirostat_tau",
+    "mirostat_eta",
+)
+"""Number fields named the same in SamplingParams, llama-server's API and KoboldCpp's."""
+
 
 def parse_dry_breakers(value: list[str] | str | None, default: list[str]) -> list[str]:
     """DRY sequence breakers as a list or, as SillyTavern sends them, a JSON-encoded list."""

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from kataribe import __version__
 from kataribe.api.kobold.schemas import DEFAULT_MAX_LENGTH, KoboldGenerateRequest
 from kataribe.api.logit_bias import parse_logit_bias
-from kataribe.api.sampler_fields import parse_dry_breakers
+from kataribe.api.sampler_fields import ROLE_PLAY_SAMPLERS, parse_dry_breakers
 from kataribe.api.streaming import follow, raise_if_failed, sse_event, start_events
 from kataribe.engine.base import (
     Engine,
@@ -117,21 +117,11 @@ class KoboldServing:
                 presence_penalty=body.presence_penalty,
                 seed=None if body.sampler_seed < 0 else body.sampler_seed,
                 logit_bias=parse_logit_bias(body.logit_bias),
-                dynatemp_range=body.dynatemp_range,
-                dynatemp_exponent=body.dynatemp_exponent,
                 top_n_sigma=body.nsigma if body.nsigma > 0 else -1.0,
-                xtc_threshold=body.xtc_threshold,
-                xtc_probability=body.xtc_probability,
-                dry_multiplier=body.dry_multiplier,
-                dry_base=body.dry_base,
-                dry_allowed_length=body.dry_allowed_length,
-                dry_penalty_last_n=body.dry_penalty_last_n,
                 # KoboldCpp uses no breakers unless the client sends some
                 dry_sequence_breakers=parse_dry_breakers(body.dry_sequence_breakers, []),
-                mirostat=body.mirostat,
-                mirostat_tau=body.mirostat_tau,
-                mirostat_eta=body.mirostat_eta,
                 banned_strings=list(body.banned_tokens or body.banned_strings or []),
+                **{name: getattr(body, name) for name in ROLE_PLAY_SAMPLERS},
             ),
             stop=[s for s in body.stop_sequence if s],
             grammar=body.grammar or None,

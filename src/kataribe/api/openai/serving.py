@@ -12,7 +12,7 @@ from starlette.requests import Request
 
 from kataribe.api.logit_bias import parse_logit_bias
 from kataribe.api.openai.schemas import ChatCompletionRequest, CompletionRequest, SamplingFields
-from kataribe.api.sampler_fields import parse_dry_breakers
+from kataribe.api.sampler_fields import ROLE_PLAY_SAMPLERS, parse_dry_breakers
 from kataribe.api.streaming import follow, raise_if_failed, sse_data, start_events
 from kataribe.engine.base import (
     ChatMessage,
@@ -56,20 +56,10 @@ def sampling_from(body: SamplingFields) -> SamplingParams:
         frequency_penalty=pick(body.frequency_penalty, base.frequency_penalty),
         seed=body.seed,
         logit_bias=bias,
-        dynatemp_range=pick(body.dynatemp_range, base.dynatemp_range),
-        dynatemp_exponent=pick(body.dynatemp_exponent, base.dynatemp_exponent),
         top_n_sigma=pick(body.top_n_sigma, base.top_n_sigma),
-        xtc_probability=pick(body.xtc_probability, base.xtc_probability),
-        xtc_threshold=pick(body.xtc_threshold, base.xtc_threshold),
-        dry_multiplier=pick(body.dry_multiplier, base.dry_multiplier),
-        dry_base=pick(body.dry_base, base.dry_base),
-        dry_allowed_length=pick(body.dry_allowed_length, base.dry_allowed_length),
-        dry_penalty_last_n=pick(body.dry_penalty_last_n, base.dry_penalty_last_n),
         dry_sequence_breakers=parse_dry_breakers(body.dry_sequence_breakers, base.dry_sequence_breakers),
-        mirostat=pick(body.mirostat, base.mirostat),
-        mirostat_tau=pick(body.mirostat_tau, base.mirostat_tau),
-        mirostat_eta=pick(body.mirostat_eta, base.mirostat_eta),
         banned_strings=list(body.banned_strings or body.banned_tokens or []),
+        **{name: getattr(body, name) for name in ROLE_PLAY_SAMPLERS if getattr(body, name) is not None},
     )
 
 
