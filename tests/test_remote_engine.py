@@ -113,6 +113,11 @@ def test_token_counts_come_from_the_server_exactly(remote: RemoteEngine, engine:
     assert counted.ids == engine.tokenize("こんにちは、語り部です。")  # type: ignore[attr-defined]
 
 
+def test_detokenize_uses_the_servers_own_detokenizer(remote: RemoteEngine, engine: object) -> None:
+    text = "こんにちは、語り部です。"
+    assert remote.detokenize(engine.tokenize(text)) == text  # type: ignore[attr-defined]
+
+
 def test_stop_strings_and_cancel(remote: RemoteEngine) -> None:
     req = GenerationRequest(prompt="1, 2, 3, 4, 5,", max_tokens=20, sampling=GREEDY, stop=[" 7"])
     text, _done = collect(remote, req)

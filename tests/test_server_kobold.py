@@ -161,3 +161,14 @@ def test_form_encoded_body_is_read_as_json(server: LiveServer) -> None:
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
     assert r.status_code == 200 and r.json()["value"] > 0
+
+
+def test_detokenize_gives_back_the_text_of_tokencount_ids(server: LiveServer) -> None:
+    text = "語り部 tells stories: こんにちは。"
+    ids = httpx.post(
+        server.url + "/api/extra/tokencount", json={"prompt": text, "special": False}, timeout=30
+    )
+    back = httpx.post(server.url + "/api/extra/detokenize", json={"ids": ids.json()["ids"]}, timeout=30)
+    assert back.status_code == 200 and back.json() == {"result": text, "success": True}
+    bad = httpx.post(server.url + "/api/extra/detokenize", json={"ids": [10**9]}, timeout=30)
+    assert bad.status_code == 400 and "vocabulary" in bad.text

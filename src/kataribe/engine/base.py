@@ -309,6 +309,10 @@ class Engine(Protocol):
 
     def count_tokens(self, text: str) -> TokenCount: ...
 
+    def detokenize(self, ids: Sequence[int]) -> str:
+        """The text of these token ids (special tokens left out)."""
+        ...
+
     def render_chat(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> str:
         """The prompt text a chat request becomes (or an approximation for remote engines)."""
         ...

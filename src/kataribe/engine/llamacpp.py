@@ -172,6 +172,11 @@ class EmbeddedEngine:
         return TokenCount(len(ids), ids)
 
     def detokenize(self, ids: Sequence[int]) -> str:
+        bad = next((i for i in ids if not 0 <= i < self.n_vocab), None)
+        if bad is not None:
+            raise InvalidRequest(
+                f"Token id {bad} is not in the vocabulary (0..{self.n_vocab - 1}).", param="ids"
+            )
         return b"".join(self._piece(i, special=False) for i in ids).decode("utf-8", "replace")
 
     def render_chat(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> str:

@@ -72,6 +72,7 @@ class RemoteEngine:
         self._n_ctx = config.n_ctx
         self._discover()
         self._tokenize_route: str | bool | None = False  # False: not probed yet; None: none works
+        self._detokenize_route: tuple[str, str] | None = None  # (route, answer key) once one worked
         self._jobs: list[GenerationStream] = []
         self._lock = threading.Lock()
 
@@ -184,6 +185,28 @@ class RemoteEngine:
         if ids is None:
             return TokenCount(estimate_tokens(text), None, estimated=True)
         return TokenCount(len(ids), ids)
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        """The server's own detokenizer: llama-server, vLLM, llama-cpp-python's server or KoboldCpp."""
+        tokens = [int(i) for i in ids]
+        candidates = [  # (route, body, key in the answer); the first that answers is kept
+            (f"{self.root}/detokenize", {"tokens": tokens, "model": self.model_name}, "content"),
+            (f"{self.root}/detokenize", {"tokens": tokens, "model": self.model_name}, "prompt"),
+            (f"{self.root}/extras/detokenize", {"tokens": tokens, "model": self.model_name}, "text"),
+            (f"{self.root}/api/extra/detokenize", {"ids": tokens}, "result"),
+        ]
+        for route, body, key in candidates:
+            if self._detokenize_route not in (None, (route, key)):
+                continue
+            try:
+                resp = self._http.post(route, json=body, timeout=30)
+                text = resp.json().get(key) if resp.status_code == 200 else None
+            except (httpx.HTTPError, ValueError, AttributeError):
+                text = None
+            if isinstance(text, str):
+                self._detokenize_route = (route, key)
+                return text
+        raise InvalidRequest(f"The remote server ({self.kind}) offers no detokenizer endpoint.", param="ids")
 
     def render_chat(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> str:
         """An approximation (the server applies its own template); good enough for counting."""

@@ -85,6 +85,9 @@ class SwitchableEngine:
     def count_tokens(self, text: str) -> TokenCount:
         return self.current.count_tokens(text)
 
+    def detokenize(self, ids: Sequence[int]) -> str:
+        return self.current.detokenize(ids)
+
     def render_chat(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> str:
         return self.current.render_chat(messages, add_generation_prompt)
 

@@ -7,7 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import StreamingResponse
 
-from kataribe.api.kobold.schemas import GenKeyRequest, KoboldGenerateRequest, TokenCountRequest
+from kataribe.api.kobold.schemas import (
+    DetokenizeRequest,
+    GenKeyRequest,
+    KoboldGenerateRequest,
+    TokenCountRequest,
+)
 from kataribe.api.kobold.serving import KOBOLD_UNITED_VERSION, KoboldServing
 from kataribe.api.streaming import SSE_HEADERS
 
@@ -67,8 +72,13 @@ def kobold_router(serving: KoboldServing, *, protected: bool) -> APIRouter:
     async def abort(request: Request) -> dict[str, str]:
         return serving.abort(await _optional_genkey(request))
 
+    # plain def: FastAPI runs these in its thread pool (a remote engine asks its server over HTTP)
     @router.post("/extra/tokencount")
-    async def tokencount(body: TokenCountRequest) -> dict[str, Any]:
+    def tokencount(body: TokenCountRequest) -> dict[str, Any]:
         return serving.token_count(body.prompt)
+
+    @router.post("/extra/detokenize")
+    def detokenize(body: DetokenizeRequest) -> dict[str, Any]:
+        return {"result": serving.engine.detokenize(body.ids), "success": True}
 
     return router

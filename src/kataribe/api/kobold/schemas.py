@@ -54,6 +54,11 @@ class GenKeyRequest(BaseModel):
     genkey: str = ""
 
 
+class DetokenizeRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    ids: list[int] = Field(max_length=65_536)
+
+
 class TokenCountRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     prompt: str
