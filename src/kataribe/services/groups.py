@@ -13,7 +13,9 @@ from sqlalchemy.orm import Session
 
 from kataribe.errors import InvalidRequest
 from kataribe.services.characters import card_of
-from kataribe.services.chats import ChatService, ReplyEvent, chat_view
+from kataribe.services.chat_replies import ReplyEvent
+from kataribe.services.chat_views import chat_view
+from kataribe.services.chats import ChatService
 from kataribe.services.context import RoleplayContext
 from kataribe.services.group_order import Member, Strategy, TurnContext, choose_speakers
 from kataribe.store.chats import ChatRepository

@@ -21,7 +21,7 @@ from kataribe.api.roleplay.schemas import (
 from kataribe.api.roleplay.services import RoleplayServices
 from kataribe.api.roleplay.sse import reply_stream
 from kataribe.errors import InvalidRequest
-from kataribe.services.chats import ReplyEvent
+from kataribe.services.chat_replies import ReplyEvent
 from kataribe.store.chats import ChatRepository
 
 

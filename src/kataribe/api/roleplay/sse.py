@@ -14,7 +14,7 @@ from starlette.responses import StreamingResponse
 
 from kataribe.api.streaming import DISCONNECT_POLL_S, SSE_HEADERS, sse_event
 from kataribe.errors import KataribeError
-from kataribe.services.chats import ReplyEvent
+from kataribe.services.chat_replies import ReplyEvent
 
 _END = object()
 log = logging.getLogger(__name__)
