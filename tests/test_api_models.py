@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from kataribe.engine.llamacpp import EmbeddedConfig, EmbeddedEngine
 from kataribe.settings import Settings
 from tests.conftest import LiveServer, free_port
 from tests.fakehub import FakeHub
+from tests.sse import iter_sse
 
 REPO = "kataribe-test/SmolLM2-135M-Instruct-GGUF"
 
@@ -91,12 +91,7 @@ def test_pull_streams_progress_then_registers_and_switches(api: httpx.Client, li
     with api.stream(
         "POST", "/hub/pull", json={"repo_id": REPO, "file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
     ) as r:
-        kind = ""
-        for line in r.iter_lines():
-            if line.startswith("event:"):
-                kind = line[6:].strip()
-            elif line.startswith("data:"):
-                events.append((kind, json.loads(line[5:])))
+        events.extend(iter_sse(r))
     kinds = [k for k, _ in events]
     assert kinds[0] == "download" and "progress" in kinds and kinds[-2:] == ["model", "done"], kinds
     entry = events[-2][1]

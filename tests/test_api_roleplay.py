@@ -12,17 +12,11 @@ import pytest
 
 from kataribe.engine.llamacpp import EmbeddedEngine
 from tests.conftest import LiveServer, serve
+from tests.sse import iter_sse
 
 
 def sse(resp: httpx.Response) -> list[tuple[str, dict[str, Any]]]:
-    events: list[tuple[str, dict[str, Any]]] = []
-    kind = ""
-    for line in resp.iter_lines():
-        if line.startswith("event:"):
-            kind = line[6:].strip()
-        elif line.startswith("data:"):
-            events.append((kind, json.loads(line[5:])))
-    return events
+    return list(iter_sse(resp))
 
 
 def post_sse(
@@ -310,14 +304,10 @@ def test_stop_keeps_the_partial_reply(api: httpx.Client, seraphina: dict[str, An
         with api.stream(
             "POST", f"/chats/{chat['id']}/messages", json={"text": "Tell me a very long story."}
         ) as r:
-            kind = ""
-            for line in r.iter_lines():
-                if line.startswith("event:"):
-                    kind = line[6:].strip()
-                elif line.startswith("data:"):
-                    events.append((kind, json.loads(line[5:])))
-                    if kind == "token":
-                        got_token.set()
+            for kind, data in iter_sse(r):
+                events.append((kind, data))
+                if kind == "token":
+                    got_token.set()
 
     t = threading.Thread(target=send)
     t.start()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 import httpx
@@ -14,6 +13,7 @@ from kataribe.engine.base import GenerationDone, GenerationRequest, SamplingPara
 from kataribe.engine.llamacpp import EmbeddedEngine
 from kataribe.errors import InvalidRequest
 from tests.conftest import LiveServer
+from tests.sse import iter_sse
 
 GREEDY = SamplingParams(temperature=0)
 WARM = SamplingParams(temperature=1.5, top_k=0, top_p=1.0, min_p=0.0, seed=11)
@@ -176,8 +176,8 @@ def test_a_chats_sampler_settings_and_presets_carry_the_role_play_samplers(serve
 
         with api.stream("POST", f"/chats/{chat['id']}/messages", json={"text": "Go on."}) as stream:
             assert stream.status_code == 200
-            lines = [line for line in stream.iter_lines() if line.startswith("data:")]
-        reply = json.loads(lines[-2][5:])  # the stored message, before "done"
+            events = list(iter_sse(stream))
+        reply = events[-2][1]  # the stored message, before "done"
         used = reply["meta"]["sampler"]
         assert used["dry_multiplier"] == 2.0 and used["dry_sequence_breakers"] == ["\n"]
         assert used["top_n_sigma"] == 1.0 and used["mirostat"] == 0

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 
 import httpx
 
 from tests.conftest import LiveServer
+from tests.sse import iter_sse
 
 
 def sse_messages(resp: httpx.Response) -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
-    event = None
-    for line in resp.iter_lines():
-        if line.startswith("event:"):
-            event = line[6:].strip()
-        elif line.startswith("data:"):
-            assert event == "message"
-            out.append(json.loads(line[5:]))
+    for event, data in iter_sse(resp):
+        assert event == "message"
+        out.append(data)
     return out
 
 
@@ -126,10 +122,9 @@ def test_abort_without_body_stops_the_current_generation(server: LiveServer) -> 
     def stream() -> None:
         body = {"prompt": "Once", "max_length": 2000}
         with httpx.stream("POST", server.url + "/api/extra/generate/stream", json=body, timeout=120) as r:
-            for line in r.iter_lines():
-                if line.startswith("data:"):
-                    msgs.append(json.loads(line[5:]))
-                    first_token.set()
+            for _event, data in iter_sse(r):
+                msgs.append(data)
+                first_token.set()
 
     t = threading.Thread(target=stream)
     t.start()
