@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Iterator
 
 MAX_REGEX_KEY_CHARS = 1_000
 _ASCII_WORD = frozenset(string.ascii_letters + string.digits + "_")
@@ -169,21 +170,12 @@ def compile_js_regex(pattern: str, flags: str) -> tuple[re.Pattern[str], bool] |
 
 def literal_prefix(pattern: str) -> str:
     """The plain text every match of ``pattern`` starts with ("" when unsure), to rule texts out fast."""
-    depth, in_class, i = 0, False, 0
-    while i < len(pattern):  # a top-level alternative could start with anything
-        char = pattern[i]
-        if char == "\\":
-            i += 2
-            continue
-        if in_class:
-            in_class = char != "]"
-        elif char == "[":
-            in_class = True
-        elif char in "()":
+    depth = 0
+    for _at, char in _outside_classes(pattern):  # a top-level alternative could start with anything
+        if char in "()":
             depth += 1 if char == "(" else -1
         elif char == "|" and depth == 0:
             return ""
-        i += 1
     prefix = ""
     for index, char in enumerate(pattern):
         if not (char.isalnum() or char in " _-'\",:;!&%@#~`<>=") or char in _REGEX_META:
@@ -197,17 +189,8 @@ def literal_prefix(pattern: str) -> str:
 def has_nested_quantifier(pattern: str) -> bool:
     """True when a group holding an unbounded quantifier is itself repeated."""
     stack: list[bool] = [False]  # per open group: does it hold an unbounded quantifier?
-    i, size, in_class = 0, len(pattern), False
-    while i < size:
-        char = pattern[i]
-        if char == "\\":
-            i += 2
-            continue
-        if in_class:
-            in_class = char != "]"
-        elif char == "[":
-            in_class = True
-        elif char == "(":
+    for i, char in _outside_classes(pattern):
+        if char == "(":
             stack.append(False)
         elif char == ")" and len(stack) > 1:
             inner = stack.pop()
@@ -217,8 +200,24 @@ def has_nested_quantifier(pattern: str) -> bool:
             stack[-1] = stack[-1] or inner or following in ("*", "+")
         elif char in "*+" or (char == "{" and re.match(r"\{\d*,\}", pattern[i:])):
             stack[-1] = True
-        i += 1
     return False
+
+
+def _outside_classes(pattern: str) -> Iterator[tuple[int, str]]:
+    """(index, character) of a regex source's syntax: escapes and ``[...]`` classes are skipped."""
+    in_class, i = False, 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        else:
+            yield i, char
+        i += 1
 
 
 class KeyCompiler:
