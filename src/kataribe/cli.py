@@ -84,10 +84,29 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 5001, KoboldCpp's).")] = None,
     api_key: Annotated[
-        str | None, typer.Option("--api-key", help="Require this key on every request.")
+        str | None,
+        typer.Option(
+            "--api-key",
+            help="Require this key on every request (it shows in `ps`: prefer --api-key-file or "
+            "KATARIBE_API_KEY).",
+        ),
+    ] = None,
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--api-key-file", help="Read the API key from this file's first line (KATARIBE_API_KEY_FILE)."
+        ),
     ] = None,
     allowed_hosts: Annotated[
         str | None, typer.Option("--allowed-hosts", help="Extra Host names to accept, comma-separated.")
+    ] = None,
+    cors_origins: Annotated[
+        str | None,
+        typer.Option(
+            "--cors-origins",
+            help="Web origins that may call the OpenAI/KoboldCpp/Ollama/llama.cpp routes from a browser, "
+            "comma-separated (pages on this machine always may), e.g. https://lite.koboldai.net.",
+        ),
     ] = None,
     model_alias: Annotated[
         str | None, typer.Option("--model-alias", help="Model name shown to clients.")
@@ -117,7 +136,9 @@ def serve(
             host=host,
             port=port,
             api_key=api_key,
+            api_key_file=api_key_file,
             allowed_hosts=allowed_hosts,
+            cors_origins=cors_origins,
             model_alias=model_alias,
         )
         check_exposure(settings)  # before the (slow) model load
@@ -133,6 +154,13 @@ def serve(
         f"context {caps.n_ctx}"
     )
     console.print(f"OpenAI API: {url}/v1   KoboldCpp API: {url}/api   health: {url}/health")
+    if settings.api_key:
+        console.print(f"Browser app: {url}/ (log in once with the API key)")
+    if api_key:
+        err_console.print(
+            "[yellow]Note:[/] a key given with --api-key shows in the process list (ps); "
+            "--api-key-file or KATARIBE_API_KEY keep it out."
+        )
     try:
         uvicorn.run(
             application,

@@ -52,6 +52,13 @@ class Unauthorized(KataribeError):
     error_type = "authentication_error"
 
 
+class TooManyAttempts(KataribeError):
+    """Too many wrong keys from one address in a short time."""
+
+    status_code = 429
+    error_type = "rate_limit_error"
+
+
 class ModelLoadError(KataribeError):
     status_code = 500
     error_type = "server_error"

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import platformdirs
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -44,9 +44,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     api_key: str | None = None
+    api_key_file: Path | None = None
+    """A file holding the API key (first line), so the key shows in no process list."""
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Extra Host header values accepted besides loopback names and the bind address."""
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Web origins (besides this machine's pages) that may call the compatibility routes from a
+    browser, e.g. https://lite.koboldai.net; ``scheme://host:*`` for any port."""
 
     # embedded engine
     model: Path | None = None
@@ -91,6 +95,23 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _read_api_key_file(self) -> Settings:
+        if self.api_key_file is None:
+            return self
+        if self.api_key:
+            raise ValueError("give the API key one way: api_key or api_key_file, not both")
+        path = self.api_key_file.expanduser()
+        try:
+            lines = path.read_text("utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"cannot read the API key file {path}: {exc}") from None
+        key = lines[0].strip() if lines else ""
+        if not key:
+            raise ValueError(f"the API key file {path} is empty; put the key on its first line")
+        self.api_key = key
+        return self
 
     @classmethod
     def settings_customise_sources(

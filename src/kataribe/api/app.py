@@ -7,24 +7,27 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from kataribe import __version__
+from kataribe.api.cors import CompatCors
 from kataribe.api.errors import install_error_handlers
 from kataribe.api.kobold.router import kobold_router
 from kataribe.api.kobold.serving import KoboldServing
 from kataribe.api.models.router import models_router
 from kataribe.api.openai.router import openai_router
 from kataribe.api.openai.serving import OpenAIServing
+from kataribe.api.origins import OriginPatterns
 from kataribe.api.roleplay.chats import chats_router
 from kataribe.api.roleplay.library import library_router
 from kataribe.api.roleplay.services import RoleplayServices
 from kataribe.api.roleplay.transfer import transfer_router
-from kataribe.api.security import AccessGuard, JsonByDefault, allowed_host_names
+from kataribe.api.security import AccessGuard, AccessPolicy, JsonByDefault, allowed_host_names
+from kataribe.api.session import SessionStore
 from kataribe.api.web.connection import connection_router
 from kataribe.api.web.expressions import expressions_router
 from kataribe.api.web.headers import SecurityHeaders
+from kataribe.api.web.login import login_router
 from kataribe.api.web.presets import presets_router
 from kataribe.api.web.router import STATIC, web_router
 from kataribe.engine.base import Engine
@@ -42,12 +45,21 @@ def _model_path(engine: SwitchableEngine) -> str | None:
 
 
 def check_exposure(settings: Settings) -> None:
-    """Refuse to listen beyond this machine without an API key."""
+    """Refuse to listen beyond this machine (or accept any Host) without an API key; check
+    --cors-origins."""
     if not settings.is_loopback and not settings.api_key:
         raise ConfigError(
             f"Listening on {settings.host} makes the server reachable from other machines, so an "
-            "API key is required. Set one with --api-key (or KATARIBE_API_KEY), or listen on 127.0.0.1."
+            "API key is required. Set one with --api-key-file, KATARIBE_API_KEY or --api-key, or "
+            "listen on 127.0.0.1."
         )
+    if "*" in (h.strip() for h in settings.allowed_hosts) and not settings.api_key:
+        raise ConfigError(
+            "--allowed-hosts '*' accepts any Host name, so a web page could reach the server through "
+            "DNS rebinding; an API key is required with it. Set one with --api-key-file (or "
+            "KATARIBE_API_KEY), or list the host names instead of '*'."
+        )
+    OriginPatterns(settings.cors_origins)  # a malformed --cors-origins entry stops the start here
 
 
 def create_app(settings: Settings, engine: Engine) -> FastAPI:
@@ -100,22 +112,20 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
     app.include_router(connection_router(library))
     app.include_router(openai_router(OpenAIServing(engine)))
     app.include_router(web_router(engine))
+    sessions = SessionStore(settings.api_key, port=settings.port)
+    app.include_router(login_router(sessions))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(kobold_router(KoboldServing(engine), protected=bool(settings.api_key)))
 
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["*"],
-            allow_headers=["*"],
-        )
-    app.add_middleware(JsonByDefault)
-    app.add_middleware(
-        AccessGuard,
+    policy = AccessPolicy(
         allowed_hosts=allowed_host_names(settings.host, settings.allowed_hosts),
-        api_key=settings.api_key,
-        cors_origins=settings.cors_origins,
+        bind_host=settings.host,
+        port=settings.port,
+        cors=OriginPatterns(settings.cors_origins),
+        sessions=sessions,
     )
+    app.add_middleware(JsonByDefault)
+    app.add_middleware(AccessGuard, policy=policy)
+    app.add_middleware(CompatCors, policy=policy)  # outside the guard: its 401/403 carry CORS too
     app.add_middleware(SecurityHeaders)
     return app

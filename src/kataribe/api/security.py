@@ -1,8 +1,7 @@
-"""Host-header allow-list (DNS-rebinding defence) and API-key check, as one ASGI middleware."""
+"""Access rules: the compatibility routes, Host allow-list (DNS rebinding), Origin check, API key."""
 
 from __future__ import annotations
 
-import hmac
 import json
 import socket
 from collections.abc import Iterable
@@ -10,9 +9,48 @@ from collections.abc import Iterable
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kataribe.api.errors import error_body
+from kataribe.api.origins import Origin, OriginPatterns, parse_origin, request_origin
+from kataribe.api.session import LOGIN_PAGE, PUBLIC_PATHS, SessionStore
 from kataribe.settings import LOOPBACK_HOSTS
 
 WILDCARD_BINDS = frozenset({"0.0.0.0", "::", "[::]", ""})
+
+COMPAT_PREFIXES = ("/v1/", "/api/v1/", "/api/latest/", "/api/extra/")
+COMPAT_PATHS = frozenset(
+    {
+        # llama-server (llama.cpp's own web UI, SillyTavern's llama.cpp and vLLM types)
+        "/completion",
+        "/completions",
+        "/tokenize",
+        "/detokenize",
+        "/props",
+        "/slots",
+        # Ollama (Open WebUI, AnythingLLM, SillyTavern's Ollama type, the ollama packages)
+        "/api/tags",
+        "/api/show",
+        "/api/generate",
+        "/api/chat",
+        "/api/version",
+        "/api/ps",
+        "/api/pull",
+        "/api/push",
+        "/api/create",
+        "/api/delete",
+        "/api/copy",
+        "/api/embed",
+        "/api/embeddings",
+        # KoboldCpp's image-generation probe (KoboldAI Lite)
+        "/sdapi/v1/sd-models",
+    }
+)
+"""The routes other programs' clients call (OpenAI, KoboldCpp, llama-server, Ollama): the only ones
+that accept non-JSON bodies as JSON and answer CORS for other origins. Kataribe's own API (library,
+models, backups) is never among them."""
+
+
+def is_compat_path(path: str) -> bool:
+    """Whether ``path`` is one of the compatibility routes (``COMPAT_PREFIXES`` / ``COMPAT_PATHS``)."""
+    return path.startswith(COMPAT_PREFIXES) or (path[:-1] if path.endswith("/") else path) in COMPAT_PATHS
 
 
 def local_addresses() -> set[str]:
@@ -52,93 +90,129 @@ def host_without_port(host: str) -> str:
     return host
 
 
-UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
 
 
-def origin_host(origin: str) -> str | None:
-    """The host of an Origin header value ('null' and junk give None)."""
-    if "://" not in origin:
-        return None
-    return host_without_port(origin.split("://", 1)[1].split("/", 1)[0])
-
-
-class AccessGuard:
-    """Refuses requests whose Host is not ours (403), cross-site writes (403, CSRF), and requests
-    without the API key (401).
-
-    Browsers send ``Origin`` with every cross-site POST, even a plain form post that needs no
-    CORS preflight; a write whose Origin is neither this server nor a configured CORS origin is
-    refused. Programs (SillyTavern's server, scripts) send no Origin and are not affected.
-    """
+class AccessPolicy:
+    """Who may call what: the Host names, the origins each route family accepts, the API key and
+    the browser's session cookie. Shared by ``AccessGuard`` and the CORS middleware."""
 
     def __init__(
         self,
-        app: ASGIApp,
         *,
         allowed_hosts: set[str] | None,
-        api_key: str | None,
-        cors_origins: Iterable[str] = (),
+        bind_host: str,
+        port: int,
+        cors: OriginPatterns,
+        sessions: SessionStore,
     ) -> None:
-        self.app = app
         self.allowed_hosts = allowed_hosts
-        self.api_key = api_key.encode() if api_key else None
-        self.cors_origins = {o.rstrip("/").lower() for o in cors_origins}
+        self.cors = cors
+        self.sessions = sessions
+        bind = bind_host.strip("[]").lower()
+        self.bind_origins = set() if bind_host in WILDCARD_BINDS else {Origin("http", bind, port)}
+
+    def host_ok(self, headers: dict[str, str]) -> bool:
+        if self.allowed_hosts is None:
+            return True
+        return host_without_port(headers.get("host", "")) in self.allowed_hosts
+
+    def is_own(self, raw_origin: str, scope: Scope, headers: dict[str, str]) -> bool:
+        """Whether ``raw_origin`` is this server as the browser reached it (the Host it asked for,
+        or the bind address and port): scheme, host and port all equal."""
+        origin = parse_origin(raw_origin)
+        if origin is None:
+            return False
+        return origin in self.bind_origins or origin == request_origin(
+            str(scope.get("scheme", "http")), headers.get("host", "")
+        )
+
+    def origin_may_call(self, raw_origin: str, scope: Scope, headers: dict[str, str]) -> bool:
+        """This server's own pages may call every route; other origins (pages on this machine,
+        ``--cors-origins``) only the compatibility routes."""
+        if self.is_own(raw_origin, scope, headers):
+            return True
+        return is_compat_path(str(scope.get("path", ""))) and self.cors.allows(raw_origin)
+
+    def key_ok(self, headers: dict[str, str], *, own_page: bool) -> bool:
+        """The API key in a header, or (from this server's own pages only) a session cookie."""
+        candidates: list[str] = []
+        auth = headers.get("authorization", "")
+        if auth[:7].lower() == "bearer ":
+            candidates.append(auth[7:].strip())
+        candidates += [headers[name].strip() for name in ("x-api-key", "api-key") if name in headers]
+        if any(self.sessions.key_matches(c.encode("latin-1")) for c in candidates):
+            return True
+        return own_page and self.sessions.logged_in(headers.get("cookie", ""))
+
+
+class AccessGuard:
+    """Refuses requests whose Host is not ours (403), requests from web pages that may not use the
+    route (403: CSRF and cross-site reads), and requests without the API key (401; the browser
+    app's page sends the browser to the log-in page instead).
+
+    Browsers send ``Origin`` with every cross-origin request (and same-origin writes), even a plain
+    form post that needs no CORS preflight. Programs (SillyTavern's server, scripts) send none and
+    are not affected.
+    """
+
+    def __init__(self, app: ASGIApp, *, policy: AccessPolicy) -> None:
+        self.app = app
+        self.policy = policy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v for k, v in scope.get("headers", [])}
-        if self.allowed_hosts is not None:
-            host = host_without_port(headers.get("host", b"").decode("latin-1"))
-            if host not in self.allowed_hosts:
-                await _deny(
-                    send,
-                    403,
-                    f"Host '{host}' is not allowed. Add it with --allowed-hosts.",
-                    "permission_error",
-                )
-                return
+        headers = _headers(scope)
+        if not self.policy.host_ok(headers):
+            host = host_without_port(headers.get("host", ""))
+            await _deny(
+                send, 403, f"Host '{host}' is not allowed. Add it with --allowed-hosts.", "permission_error"
+            )
+            return
         origin = headers.get("origin")
-        if scope.get("method") in UNSAFE_METHODS and origin is not None and not self._origin_ok(origin):
+        if origin is not None and not self.policy.origin_may_call(origin, scope, headers):
             await _deny(
                 send,
                 403,
-                "Cross-site request refused: this server only accepts changes from its own "
-                "pages (or origins listed in cors_origins).",
+                f"Cross-site request refused: pages from {origin} may not use {scope.get('path')}. Only "
+                "this server's own pages reach the library, models and backups; the OpenAI, KoboldCpp, "
+                "Ollama and llama.cpp routes also answer pages on this machine and --cors-origins.",
                 "permission_error",
             )
             return
-        if self.api_key is not None and scope.get("method") != "OPTIONS" and not self._key_ok(headers):
+        if self._needs_key(scope) and not self.policy.key_ok(
+            headers, own_page=origin is None or self.policy.is_own(origin, scope, headers)
+        ):
+            if scope.get("method") in ("GET", "HEAD") and scope.get("path") == "/":
+                await _redirect(send, LOGIN_PAGE)
+                return
             await _deny(
                 send,
                 401,
-                "A valid API key is required: send 'Authorization: Bearer <key>'.",
+                "A valid API key is required: send 'Authorization: Bearer <key>' (the browser app: "
+                f"log in at {LOGIN_PAGE}).",
                 "authentication_error",
                 www_auth=True,
             )
             return
         await self.app(scope, receive, send)
 
-    def _origin_ok(self, raw: bytes) -> bool:
-        origin = raw.decode("latin-1").strip().rstrip("/").lower()
-        if origin in self.cors_origins or "*" in self.cors_origins:
-            return True
-        host = origin_host(origin)
-        if host is None:
-            return False
-        return self.allowed_hosts is None or host in self.allowed_hosts
+    def _needs_key(self, scope: Scope) -> bool:
+        # Browsers send no credentials on a CORS preflight; the log-in page must load without a key.
+        return (
+            self.policy.sessions.key_required
+            and scope.get("method") != "OPTIONS"
+            and scope.get("path") not in PUBLIC_PATHS
+        )
 
-    def _key_ok(self, headers: dict[str, bytes]) -> bool:
-        assert self.api_key is not None
-        candidates = []
-        auth = headers.get("authorization", b"")
-        if auth[:7].lower() == b"bearer ":
-            candidates.append(auth[7:].strip())
-        for name in ("x-api-key", "api-key"):
-            if name in headers:
-                candidates.append(headers[name].strip())
-        return any(hmac.compare_digest(c, self.api_key) for c in candidates)
+
+async def _redirect(send: Send, location: str) -> None:
+    headers = [(b"location", location.encode()), (b"content-length", b"0"), (b"cache-control", b"no-store")]
+    await send({"type": "http.response.start", "status": 303, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
 
 
 async def _deny(send: Send, status: int, message: str, type_: str, www_auth: bool = False) -> None:
@@ -153,12 +227,9 @@ async def _deny(send: Send, status: int, message: str, type_: str, www_auth: boo
 _FORMISH = (b"", b"text/plain", b"application/x-www-form-urlencoded")
 
 
-COMPAT_PREFIXES = ("/v1/", "/api/v1/", "/api/latest/", "/api/extra/")
-
-
 class JsonByDefault:
-    """Treats POST bodies sent without a JSON content type as JSON on the OpenAI and KoboldCpp
-    routes, as KoboldCpp and llama-server do (curl -d and some clients send form or text types).
+    """Treats POST bodies sent without a JSON content type as JSON on the compatibility routes, as
+    KoboldCpp, llama-server and Ollama do (curl -d and some clients send form or text types).
     Kataribe's own API keeps requiring JSON; multipart uploads are left alone."""
 
     def __init__(self, app: ASGIApp) -> None:
@@ -168,7 +239,7 @@ class JsonByDefault:
         if (
             scope["type"] == "http"
             and scope.get("method") in ("POST", "PUT", "PATCH")
-            and str(scope.get("path", "")).startswith(COMPAT_PREFIXES)
+            and is_compat_path(str(scope.get("path", "")))
         ):
             headers = list(scope.get("headers", []))
             ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"")

@@ -6,6 +6,8 @@ export class ApiError extends Error {
 
 async function check(res) {
   if (res.ok) return res;
+  // This server's own 401 (not a Hub or remote one passed on): the session ended (logout, restart).
+  if (res.status === 401 && res.headers.get("www-authenticate")) location.assign("/login");
   let message = `${res.status} ${res.statusText}`;
   try {
     const body = await res.json();

@@ -71,6 +71,17 @@ function setTheme(theme) {
   localStorage.setItem("kataribe.theme", theme);
 }
 
+// With an API key the browser is logged in by a session cookie (login.html); offer to end it.
+async function showLogout() {
+  const session = await api("/api/session");
+  const button = document.getElementById("logout");
+  button.hidden = !session.logged_in;
+  button.addEventListener("click", async () => {
+    await api("/api/session", { method: "DELETE" });
+    location.assign("/login");
+  });
+}
+
 async function start() {
   app.main = document.getElementById("main");
   app.panel = document.getElementById("panel");
@@ -93,6 +104,7 @@ async function start() {
   const search = document.getElementById("chat-search");
   search.addEventListener("input", () => refreshChats(search.value).catch((e) => toast(e.message, "error")));
   applyStatic(document);
+  showLogout().catch((e) => toast(e.message, "error"));
   window.addEventListener("hashchange", route);
   await refreshChats().catch((e) => toast(e.message, "error"));
   await route();
