@@ -44,6 +44,7 @@ def test_the_compatibility_routes() -> None:
     for path in ("/v1/chat/completions", "/api/v1/model", "/api/extra/generate/stream", "/api/latest/model"):
         assert is_compat_path(path), path
     for path in (
+        "/health",
         "/completion",
         "/tokenize",
         "/api/tags",

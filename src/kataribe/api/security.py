@@ -19,6 +19,7 @@ COMPAT_PREFIXES = ("/v1/", "/api/v1/", "/api/latest/", "/api/extra/")
 COMPAT_PATHS = frozenset(
     {
         # llama-server (llama.cpp's own web UI, SillyTavern's llama.cpp and vLLM types)
+        "/health",
         "/completion",
         "/completions",
         "/tokenize",
