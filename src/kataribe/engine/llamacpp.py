@@ -447,6 +447,9 @@ class EmbeddedEngine:
             llm.eval([token])
         tail = ""
         if stop_hit is None:
+            # A reply cut short never ends in half a character (U+FFFD): its bytes are dropped.
+            if finish in ("length", "cancelled"):
+                decoder.drop_incomplete()
             scan = stops.feed(guard.flush() + decoder.flush())
             tail = scan.text if scan.stopped else scan.text + stops.flush()
             if scan.stopped:
