@@ -144,3 +144,28 @@ def test_stops_beyond_sixty_four_are_dropped_with_a_warning(
     assert any("only the first 64" in rec.getMessage() for rec in caplog.records)
     kobold = {"prompt": PROMPT, "max_length": 4, "stop_sequence": group_chat_stops(80)}
     assert post(server, "/api/v1/generate", kobold).status_code == 200
+
+
+def test_prompt_over_the_context_is_cut_from_the_start_with_truncation_length(server: LiveServer) -> None:
+    story = "".join(f"Line {i}: the caravan moved on.\n" for i in range(1200)) + "Bob:"  # > 4096 tokens
+    body = st_kobold_body(["\nAlice:"], prompt=story, truncation_length=1024, max_tokens=16)
+    r = post(server, "/v1/completions", body)
+    assert r.status_code == 200, r.text
+    usage = r.json()["usage"]
+    assert 1024 - 16 - 64 <= usage["prompt_tokens"] <= 1024 - 16  # the newest tokens, as many as fit
+    assert usage["prompt_tokens"] + usage["completion_tokens"] <= 1024
+    counted = post(server, "/api/extra/tokencount", {"prompt": story}).json()["value"]
+    assert counted > 4096
+
+
+def test_prompt_over_the_context_without_truncation_length_names_what_is_too_long(server: LiveServer) -> None:
+    story = "".join(f"Line {i}: the caravan moved on.\n" for i in range(1200))
+    body = st_kobold_body([], prompt=story)
+    del body["truncation_length"]
+    r = post(server, "/v1/completions", body)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "prompt"
+    fits = "".join(f"Line {i}: the caravan moved on.\n" for i in range(300))  # fits, but not with 4000 more
+    r = post(server, "/v1/completions", {**body, "prompt": fits, "max_tokens": 4000})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "max_tokens", r.text
+    chat = {"messages": [{"role": "user", "content": story}], "max_tokens": 4}
+    assert post(server, "/v1/chat/completions", chat).json()["error"]["param"] == "messages"

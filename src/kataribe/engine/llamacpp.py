@@ -34,12 +34,13 @@ from kataribe.engine.base import (
     TokenLogprob,
     Usage,
 )
-from kataribe.engine.chat_template import ChatTemplate
+from kataribe.engine.chat_template import ChatTemplate, Rendered
 from kataribe.engine.gguf_meta import ModelInfo, inspect_gguf
 from kataribe.engine.kvcache import KvStateCache, common_prefix_len
+from kataribe.engine.prompt_fit import fit_prompt
 from kataribe.engine.sampling import TokenSampler, build_sampler
 from kataribe.engine.textstream import StopStringFilter, Utf8StreamDecoder
-from kataribe.errors import ContextOverflow, InvalidRequest, ModelLoadError
+from kataribe.errors import InvalidRequest, ModelLoadError
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,8 @@ class _PreparedJob:
     max_tokens: int
     sampler: TokenSampler
     sampling: SamplingParams
+    normalized: tuple[str, ...] = ()
+    """How the chat template needed the messages reshaped (Timings.messages_normalized)."""
 
 
 class EmbeddedEngine:
@@ -184,16 +187,10 @@ class EmbeddedEngine:
 
     def generate(self, request: GenerationRequest) -> GenerationStream:
         """Validate and tokenize now (errors surface before streaming); generate on the worker."""
-        tokens = self._prompt_tokens(request)
-        reserve = request.max_tokens or 1
-        if request.max_tokens is not None and request.max_tokens < 1:
-            raise InvalidRequest("max_tokens must be at least 1.", param="max_tokens")
-        limit = min(self.n_ctx, request.max_context or self.n_ctx) if request.truncate_prompt else self.n_ctx
-        if len(tokens) + reserve > limit:
-            if not request.truncate_prompt:
-                raise ContextOverflow(len(tokens), self.n_ctx, reserve=request.max_tokens or 0)
-            tokens = self._truncate_front(tokens, max(1, limit - min(reserve, limit // 2)))
-        max_tokens = min(request.max_tokens or self.n_ctx, self.n_ctx - len(tokens))
+        tokens, normalized = self._prompt_tokens(request)
+        head = 1 if self.add_bos and tokens and tokens[0] == self._bos else 0
+        fitted = fit_prompt(tokens, request, self.n_ctx, head=head)
+        tokens, max_tokens = fitted.tokens, fitted.max_tokens
         sampling = request.sampling
         if request.ban_eos:
             eog = [t for t in (self._llm.token_eos(), self._llm._model.token_eot()) if t >= 0]
@@ -207,7 +204,7 @@ class EmbeddedEngine:
             )
         sampler = build_sampler(self._llm, sampling, grammar=self._grammar_for(request), history=tokens)
         stream = GenerationStream(request)
-        job = _PreparedJob(stream, tokens, max_tokens, sampler, sampling)
+        job = _PreparedJob(stream, tokens, max_tokens, sampler, sampling, normalized)
         with self._cv:
             if self._closed:
                 raise ModelLoadError("The engine is shut down.")
@@ -243,25 +240,22 @@ class EmbeddedEngine:
         self._llm.close()
 
     # -- preparation (caller's thread) -----------------------------------------------
-    def _prompt_tokens(self, request: GenerationRequest) -> list[int]:
+    def _prompt_tokens(self, request: GenerationRequest) -> tuple[list[int], tuple[str, ...]]:
+        """The prompt's tokens, and how the chat messages were reshaped for the template (if they were)."""
         if request.messages is not None and request.continue_last:
-            text = self._template.render_continuation(request.messages)
+            rendered = self._template.render_continuation(request.messages)
         elif request.messages is not None:
-            text = self.render_chat(request.messages, request.add_generation_prompt)
+            rendered = self._template.render_noting(request.messages, request.add_generation_prompt)
         elif request.prompt is not None:
-            text = request.prompt
+            rendered = Rendered(request.prompt)
         else:
             raise InvalidRequest("Send either 'prompt' or 'messages'.", param="prompt")
-        tokens = self.tokenize(text, special=True, add_bos=self.add_bos)
+        tokens = self.tokenize(rendered.text, special=True, add_bos=self.add_bos)
         if self.add_bos and len(tokens) > 1 and tokens[0] == tokens[1] == self._bos:
             tokens = tokens[1:]  # the template already wrote a BOS
         if not tokens:
             tokens = [self._bos if self._bos >= 0 else self._llm.token_eos()]
-        return tokens
-
-    def _truncate_front(self, tokens: list[int], keep: int) -> list[int]:
-        head = [tokens[0]] if self.add_bos and tokens and tokens[0] == self._bos else []
-        return head + tokens[len(tokens) - (keep - len(head)) :]
+        return tokens, rendered.normalized
 
     def _grammar_for(self, request: GenerationRequest) -> LlamaGrammar | None:
         try:
@@ -389,7 +383,12 @@ class EmbeddedEngine:
             stream.emit(GenerationDone("cancelled", Usage(len(tokens), 0, reused), Timings(), ""))
             return
         t1 = time.perf_counter()
-        timings = Timings(prompt_n=len(tokens) - reused, cache_n=reused, prompt_ms=(t1 - t0) * 1000)
+        timings = Timings(
+            prompt_n=len(tokens) - reused,
+            cache_n=reused,
+            prompt_ms=(t1 - t0) * 1000,
+            messages_normalized=job.normalized,
+        )
 
         decoder = Utf8StreamDecoder()
         stops = StopStringFilter(request.stop)
