@@ -53,7 +53,5 @@ def capped_stops(stops: list[str], field: str) -> list[str]:
     """The first MAX_STOP_STRINGS stop strings; the rest are dropped (and logged), not a 400."""
     if len(stops) <= MAX_STOP_STRINGS:
         return stops
-    log.warning(
-        "%s has %d stop strings; only the first %d are used.", field, len(stops), MAX_STOP_STRINGS
-    )
+    log.warning("%s has %d stop strings; only the first %d are used.", field, len(stops), MAX_STOP_STRINGS)
     return stops[:MAX_STOP_STRINGS]

@@ -40,6 +40,7 @@ from kataribe.engine.kvcache import KvStateCache, common_prefix_len
 from kataribe.engine.prompt_fit import fit_prompt
 from kataribe.engine.sampling import TokenSampler, build_sampler
 from kataribe.engine.textstream import StopStringFilter, Utf8StreamDecoder
+from kataribe.engine.token_text import TokenText
 from kataribe.errors import InvalidRequest, ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -129,12 +130,12 @@ class EmbeddedEngine:
         self.n_vocab = self._llm.n_vocab()
         self.add_bos = bool(self._llm._model.add_bos_token())
         self._bos = self._llm.token_bos()
-        self._piece_cache: dict[tuple[int, bool], bytes] = {}
+        self._text = TokenText(self._vocab, self.n_vocab)
         eos = self._llm.token_eos()
         self._template = ChatTemplate(
             config.chat_template or self.info.chat_template,
-            bos=self._special_text(self._bos),
-            eos=self._special_text(eos),
+            bos=self._text.special_text(self._bos),
+            eos=self._text.special_text(eos),
             eos_id=eos,
         )
         self._kv_cache = KvStateCache(config.kv_cache_ram_mb * 1024 * 1024)
@@ -180,7 +181,7 @@ class EmbeddedEngine:
             raise InvalidRequest(
                 f"Token id {bad} is not in the vocabulary (0..{self.n_vocab - 1}).", param="ids"
             )
-        return b"".join(self._piece(i, special=False) for i in ids).decode("utf-8", "replace")
+        return b"".join(self._text.piece(i, special=False) for i in ids).decode("utf-8", "replace")
 
     def render_chat(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> str:
         return self._template.render(messages, add_generation_prompt)
@@ -270,22 +271,6 @@ class EmbeddedEngine:
                 f"The grammar or JSON schema could not be compiled: {exc}.", param="response_format"
             ) from exc
         return None
-
-    def _special_text(self, token: int) -> str:
-        return self._piece(token, special=True).decode("utf-8", "replace") if token >= 0 else ""
-
-    def _piece(self, token: int, special: bool) -> bytes:
-        key = (token, special)
-        piece = self._piece_cache.get(key)
-        if piece is None:
-            buf = ctypes.create_string_buffer(64)
-            n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, 64, 0, special)
-            if n < 0:
-                buf = ctypes.create_string_buffer(-n)
-                n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, -n, 0, special)
-            piece = buf.raw[:n]
-            self._piece_cache[key] = piece
-        return piece
 
     # -- worker thread ----------------------------------------------------------------
     def _work(self) -> None:
@@ -414,13 +399,13 @@ class EmbeddedEngine:
                 self._forbid(banned_at[n_gen])
             token = job.sampler.sample(llm._ctx)
             if want_logprobs:
-                pending_lp.append(self._logprob_entry(token, request.logprobs or 0))
+                pending_lp.append(self._text.logprob_entry(llm.ctx, token, request.logprobs or 0))
             if llama_cpp.llama_vocab_is_eog(vocab, token):
                 finish = "stop"
                 break
             n_gen += 1
             generated.append(token)
-            text = decoder.feed(self._piece(token, special=False))
+            text = decoder.feed(self._text.piece(token, special=False))
             if guard.phrases:
                 step = guard.push(text)
                 if step.rollback_to is not None and rollbacks < MAX_ROLLBACKS:
@@ -485,23 +470,5 @@ class EmbeddedEngine:
         job.sampler = build_sampler(llm, job.sampling, grammar=None, history=sequence)
         decoder = Utf8StreamDecoder()
         for token in kept:  # restores bytes still waiting for the rest of their character
-            decoder.feed(self._piece(token, special=False))
+            decoder.feed(self._text.piece(token, special=False))
         return decoder
-
-    def _logprob_entry(self, token: int, top_n: int) -> TokenLogprob:
-        ptr = llama_cpp.llama_get_logits_ith(self._llm.ctx, -1)
-        logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
-        top = np.max(logits)
-        logz = float(top + np.log(np.sum(np.exp(logits - top))))
-
-        def entry(tok: int) -> tuple[str, float, list[int]]:
-            raw = self._piece(tok, special=True)
-            return raw.decode("utf-8", "replace"), float(logits[tok]) - logz, list(raw)
-
-        text, lp, raw = entry(token)
-        alts: list[tuple[str, float, list[int]]] = []
-        if top_n > 0:
-            idx = np.argpartition(logits, -top_n)[-top_n:]
-            idx = idx[np.argsort(-logits[idx])]
-            alts = [entry(int(i)) for i in idx]
-        return TokenLogprob(text, lp, raw, alts)
