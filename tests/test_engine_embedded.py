@@ -255,7 +255,7 @@ def test_continue_last_assistant_message(engine: EmbeddedEngine) -> None:
         ChatMessage("assistant", "One, two, three,"),
     ]
     req = GenerationRequest(messages=msgs, max_tokens=8, sampling=GREEDY, continue_last=True)
-    rendered = engine._template.render_continuation(msgs)
+    rendered = engine._template.render_continuation(msgs).text
     assert rendered.endswith("One, two, three,")
     _d, done = run(engine, req)
     assert done.text and "four" in done.text.lower()

@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kataribe.engine.textstream import StopStringFilter, Utf8StreamDecoder
+from kataribe.engine.textstream import ReplacementTailHold, StopStringFilter, Utf8StreamDecoder
 
 
 def decode_pieces(pieces: list[bytes]) -> tuple[list[str], str]:
@@ -115,3 +115,47 @@ def test_stop_filter_matches_a_plain_find(text: str, stop: str, cuts: list[int])
         assert total == text and hit is None
     else:
         assert total == text[:at] and hit == stop
+
+
+def test_a_stream_cut_inside_a_character_drops_the_partial_bytes_not_shows_fffd() -> None:
+    for cut in range(1, 4):  # 1, 2 or 3 of the emoji's 4 bytes arrived before max_tokens
+        dec = Utf8StreamDecoder()
+        raw = "語り🎌".encode()
+        emitted = dec.feed(raw[: len(raw) - 4 + cut])
+        assert dec.drop_incomplete() == cut
+        assert emitted + dec.flush() == "語り"
+
+
+def test_dropping_at_a_cut_keeps_invalid_bytes_in_the_middle_as_fffd() -> None:
+    dec = Utf8StreamDecoder()
+    text = dec.feed(b"a\xffb\xe8\xaaX") + dec.feed("語".encode()[:2])
+    assert dec.drop_incomplete() == 2
+    assert text + dec.flush() == "a\ufffdb\ufffdX"
+
+
+def test_a_complete_stream_has_nothing_to_drop() -> None:
+    dec = Utf8StreamDecoder()
+    assert dec.feed("語り部".encode()) == "語り部"
+    assert dec.drop_incomplete() == 0
+
+
+@given(st.text(min_size=1, max_size=30), st.integers(min_value=0, max_value=200))
+def test_any_cut_of_any_text_ends_in_a_whole_prefix_without_fffd(text: str, at: int) -> None:
+    raw = text.encode()
+    cut = at % (len(raw) + 1)
+    dec = Utf8StreamDecoder()
+    out = "".join(dec.feed(raw[i : i + 1]) for i in range(cut))
+    dec.drop_incomplete()
+    out += dec.flush()
+    assert text.startswith(out)
+    assert len(out.encode()) > cut - 4  # at most one partial character (< 4 bytes) is dropped
+
+
+def test_replacement_tail_hold_drops_a_trailing_fffd_only_at_a_cut() -> None:
+    hold = ReplacementTailHold()
+    assert hold.feed("語り\ufffd") == "語り"
+    assert hold.feed("\ufffd部") == "\ufffd\ufffd部"  # more text came: they were real
+    assert hold.feed("x\ufffd") == "x"
+    assert hold.finish(cut=True) == ""
+    hold = ReplacementTailHold()
+    assert hold.feed("end\ufffd") + hold.finish(cut=False) == "end\ufffd"

@@ -22,12 +22,12 @@ class InvalidRequest(KataribeError):
 
 
 class ContextOverflow(InvalidRequest):
-    def __init__(self, prompt_tokens: int, n_ctx: int, *, reserve: int = 0) -> None:
+    def __init__(self, prompt_tokens: int, n_ctx: int, *, reserve: int = 0, param: str = "messages") -> None:
         hint = f" plus {reserve} reserved for the reply" if reserve else ""
         super().__init__(
             f"The prompt is {prompt_tokens} tokens{hint}, but the context holds {n_ctx}. "
             "Shorten the prompt, lower max_tokens, or start the server with a larger --ctx-size.",
-            param="messages",
+            param=param,
             code="context_length_exceeded",
         )
         self.prompt_tokens = prompt_tokens

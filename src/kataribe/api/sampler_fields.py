@@ -4,8 +4,15 @@ clients send by name (DRY, XTC, top-n-sigma, dynamic temperature, Mirostat)."""
 from __future__ import annotations
 
 import json
+import logging
 
 from kataribe.errors import InvalidRequest
+
+log = logging.getLogger(__name__)
+
+MAX_STOP_STRINGS = 64
+"""Stop strings kept per request (SillyTavern group chats send one per member plus the instruct
+stops); beyond it the extras are dropped with a warning, as KoboldCpp drops them, not refused."""
 
 ROLE_PLAY_SAMPLERS = (
     "dynatemp_range",
@@ -40,3 +47,11 @@ def parse_dry_breakers(value: list[str] | str | None, default: list[str]) -> lis
             "dry_sequence_breakers must be a list of strings.", param="dry_sequence_breakers"
         )
     return value
+
+
+def capped_stops(stops: list[str], field: str) -> list[str]:
+    """The first MAX_STOP_STRINGS stop strings; the rest are dropped (and logged), not a 400."""
+    if len(stops) <= MAX_STOP_STRINGS:
+        return stops
+    log.warning("%s has %d stop strings; only the first %d are used.", field, len(stops), MAX_STOP_STRINGS)
+    return stops[:MAX_STOP_STRINGS]

@@ -118,6 +118,8 @@ class Timings:
     predicted_ms: float = 0.0
     estimated: bool = False
     """True when token counts are estimates (a remote server that reported none)."""
+    messages_normalized: tuple[str, ...] = ()
+    """How the chat messages were reshaped for a template that refused them as sent (names)."""
 
     def as_dict(self) -> dict[str, Any]:
         prompt_s = self.prompt_ms / 1000
@@ -137,6 +139,8 @@ class Timings:
         }
         if self.estimated:
             out["estimated"] = True
+        if self.messages_normalized:
+            out["messages_normalized"] = list(self.messages_normalized)
         return out
 
 

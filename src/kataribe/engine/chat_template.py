@@ -1,13 +1,15 @@
 """A model's chat template (Jinja, as in the GGUF; ChatML when it has none): messages to prompt text,
-including an open assistant message to continue."""
+including an open assistant message to continue, reshaped when a strict template refuses them."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from kataribe.engine.base import ChatMessage
+from kataribe.engine.chat_normalize import alternate_roles, fold_leading_system
 from kataribe.errors import InvalidRequest
 
 CHATML_TEMPLATE = (
@@ -15,6 +17,14 @@ CHATML_TEMPLATE = (
     " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
     "{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """Prompt text, and how the messages were reshaped first (empty: as the client sent them)."""
+
+    text: str
+    normalized: tuple[str, ...] = ()
 
 
 class ChatTemplate:
@@ -28,28 +38,46 @@ class ChatTemplate:
         }
 
     def render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> str:
-        formatter = self._formatters[add_generation_prompt]
-        payload = [
-            {"role": m.role, "content": m.content} | ({"name": m.name} if m.name else {}) for m in messages
-        ]
-        try:
-            return str(formatter(messages=payload).prompt)  # type: ignore[arg-type]
-        except Exception as exc:  # a template may raise on role orders it does not support
-            raise InvalidRequest(
-                f"The model's chat template rejected these messages: {exc}. "
-                "Check the order of roles (many templates want user/assistant to alternate).",
-                param="messages",
-            ) from exc
+        return self.render_noting(messages, add_generation_prompt).text
 
-    def render_continuation(self, messages: Sequence[ChatMessage]) -> str:
+    def render_noting(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> Rendered:
+        """The prompt text. A template that rejects the messages (strict role alternation) gets them
+        reshaped: roles made to alternate, then, if it still refuses, with no system role either."""
+        try:
+            return Rendered(self._apply(messages, add_generation_prompt))
+        except Exception as exc:  # a template may raise on role orders it does not support
+            rejected = exc
+        alternating = alternate_roles(messages)
+        folded = fold_leading_system(alternating)
+        for attempt in (alternating, folded):
+            if attempt is None or not attempt.changes:
+                continue  # nothing to change, or already the form that was refused
+            try:
+                return Rendered(self._apply(attempt.messages, add_generation_prompt), attempt.changes)
+            except Exception as exc:
+                rejected = exc
+        raise InvalidRequest(
+            f"The model's chat template rejected these messages, even with roles made to alternate: "
+            f"{rejected}. Check the order of roles.",
+            param="messages",
+        ) from rejected
+
+    def render_continuation(self, messages: Sequence[ChatMessage]) -> Rendered:
         """The template's text up to the end of the last (assistant) message, left open."""
         last = messages[-1] if messages else None
         if last is None or last.role != "assistant":
             raise InvalidRequest("Only an assistant message can be continued.", param="messages")
         if not last.content:
-            return self.render(messages[:-1], True)
-        text = self.render(messages, False)
-        cut = text.rfind(last.content)
+            return self.render_noting(messages[:-1], True)
+        whole = self.render_noting(messages, False)
+        cut = whole.text.rfind(last.content)
         if cut == -1:  # the template changed the text (trimmed it, say): write it after the prompt
-            return self.render(messages[:-1], True) + last.content
-        return text[: cut + len(last.content)]
+            before = self.render_noting(messages[:-1], True)
+            return Rendered(before.text + last.content, before.normalized)
+        return Rendered(whole.text[: cut + len(last.content)], whole.normalized)
+
+    def _apply(self, messages: Sequence[ChatMessage], add_generation_prompt: bool) -> str:
+        payload = [
+            {"role": m.role, "content": m.content} | ({"name": m.name} if m.name else {}) for m in messages
+        ]
+        return str(self._formatters[add_generation_prompt](messages=payload).prompt)  # type: ignore[arg-type]

@@ -34,12 +34,14 @@ from kataribe.engine.base import (
     TokenLogprob,
     Usage,
 )
-from kataribe.engine.chat_template import ChatTemplate
+from kataribe.engine.chat_template import ChatTemplate, Rendered
 from kataribe.engine.gguf_meta import ModelInfo, inspect_gguf
 from kataribe.engine.kvcache import KvStateCache, common_prefix_len
+from kataribe.engine.prompt_fit import fit_prompt
 from kataribe.engine.sampling import TokenSampler, build_sampler
 from kataribe.engine.textstream import StopStringFilter, Utf8StreamDecoder
-from kataribe.errors import ContextOverflow, InvalidRequest, ModelLoadError
+from kataribe.engine.token_text import TokenText
+from kataribe.errors import InvalidRequest, ModelLoadError
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,8 @@ class _PreparedJob:
     max_tokens: int
     sampler: TokenSampler
     sampling: SamplingParams
+    normalized: tuple[str, ...] = ()
+    """How the chat template needed the messages reshaped (Timings.messages_normalized)."""
 
 
 class EmbeddedEngine:
@@ -126,12 +130,12 @@ class EmbeddedEngine:
         self.n_vocab = self._llm.n_vocab()
         self.add_bos = bool(self._llm._model.add_bos_token())
         self._bos = self._llm.token_bos()
-        self._piece_cache: dict[tuple[int, bool], bytes] = {}
+        self._text = TokenText(self._vocab, self.n_vocab)
         eos = self._llm.token_eos()
         self._template = ChatTemplate(
             config.chat_template or self.info.chat_template,
-            bos=self._special_text(self._bos),
-            eos=self._special_text(eos),
+            bos=self._text.special_text(self._bos),
+            eos=self._text.special_text(eos),
             eos_id=eos,
         )
         self._kv_cache = KvStateCache(config.kv_cache_ram_mb * 1024 * 1024)
@@ -177,23 +181,17 @@ class EmbeddedEngine:
             raise InvalidRequest(
                 f"Token id {bad} is not in the vocabulary (0..{self.n_vocab - 1}).", param="ids"
             )
-        return b"".join(self._piece(i, special=False) for i in ids).decode("utf-8", "replace")
+        return b"".join(self._text.piece(i, special=False) for i in ids).decode("utf-8", "replace")
 
     def render_chat(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> str:
         return self._template.render(messages, add_generation_prompt)
 
     def generate(self, request: GenerationRequest) -> GenerationStream:
         """Validate and tokenize now (errors surface before streaming); generate on the worker."""
-        tokens = self._prompt_tokens(request)
-        reserve = request.max_tokens or 1
-        if request.max_tokens is not None and request.max_tokens < 1:
-            raise InvalidRequest("max_tokens must be at least 1.", param="max_tokens")
-        limit = min(self.n_ctx, request.max_context or self.n_ctx) if request.truncate_prompt else self.n_ctx
-        if len(tokens) + reserve > limit:
-            if not request.truncate_prompt:
-                raise ContextOverflow(len(tokens), self.n_ctx, reserve=request.max_tokens or 0)
-            tokens = self._truncate_front(tokens, max(1, limit - min(reserve, limit // 2)))
-        max_tokens = min(request.max_tokens or self.n_ctx, self.n_ctx - len(tokens))
+        tokens, normalized = self._prompt_tokens(request)
+        head = 1 if self.add_bos and tokens and tokens[0] == self._bos else 0
+        fitted = fit_prompt(tokens, request, self.n_ctx, head=head)
+        tokens, max_tokens = fitted.tokens, fitted.max_tokens
         sampling = request.sampling
         if request.ban_eos:
             eog = [t for t in (self._llm.token_eos(), self._llm._model.token_eot()) if t >= 0]
@@ -207,7 +205,7 @@ class EmbeddedEngine:
             )
         sampler = build_sampler(self._llm, sampling, grammar=self._grammar_for(request), history=tokens)
         stream = GenerationStream(request)
-        job = _PreparedJob(stream, tokens, max_tokens, sampler, sampling)
+        job = _PreparedJob(stream, tokens, max_tokens, sampler, sampling, normalized)
         with self._cv:
             if self._closed:
                 raise ModelLoadError("The engine is shut down.")
@@ -243,25 +241,22 @@ class EmbeddedEngine:
         self._llm.close()
 
     # -- preparation (caller's thread) -----------------------------------------------
-    def _prompt_tokens(self, request: GenerationRequest) -> list[int]:
+    def _prompt_tokens(self, request: GenerationRequest) -> tuple[list[int], tuple[str, ...]]:
+        """The prompt's tokens, and how the chat messages were reshaped for the template (if they were)."""
         if request.messages is not None and request.continue_last:
-            text = self._template.render_continuation(request.messages)
+            rendered = self._template.render_continuation(request.messages)
         elif request.messages is not None:
-            text = self.render_chat(request.messages, request.add_generation_prompt)
+            rendered = self._template.render_noting(request.messages, request.add_generation_prompt)
         elif request.prompt is not None:
-            text = request.prompt
+            rendered = Rendered(request.prompt)
         else:
             raise InvalidRequest("Send either 'prompt' or 'messages'.", param="prompt")
-        tokens = self.tokenize(text, special=True, add_bos=self.add_bos)
+        tokens = self.tokenize(rendered.text, special=True, add_bos=self.add_bos)
         if self.add_bos and len(tokens) > 1 and tokens[0] == tokens[1] == self._bos:
             tokens = tokens[1:]  # the template already wrote a BOS
         if not tokens:
             tokens = [self._bos if self._bos >= 0 else self._llm.token_eos()]
-        return tokens
-
-    def _truncate_front(self, tokens: list[int], keep: int) -> list[int]:
-        head = [tokens[0]] if self.add_bos and tokens and tokens[0] == self._bos else []
-        return head + tokens[len(tokens) - (keep - len(head)) :]
+        return tokens, rendered.normalized
 
     def _grammar_for(self, request: GenerationRequest) -> LlamaGrammar | None:
         try:
@@ -276,22 +271,6 @@ class EmbeddedEngine:
                 f"The grammar or JSON schema could not be compiled: {exc}.", param="response_format"
             ) from exc
         return None
-
-    def _special_text(self, token: int) -> str:
-        return self._piece(token, special=True).decode("utf-8", "replace") if token >= 0 else ""
-
-    def _piece(self, token: int, special: bool) -> bytes:
-        key = (token, special)
-        piece = self._piece_cache.get(key)
-        if piece is None:
-            buf = ctypes.create_string_buffer(64)
-            n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, 64, 0, special)
-            if n < 0:
-                buf = ctypes.create_string_buffer(-n)
-                n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, -n, 0, special)
-            piece = buf.raw[:n]
-            self._piece_cache[key] = piece
-        return piece
 
     # -- worker thread ----------------------------------------------------------------
     def _work(self) -> None:
@@ -389,7 +368,12 @@ class EmbeddedEngine:
             stream.emit(GenerationDone("cancelled", Usage(len(tokens), 0, reused), Timings(), ""))
             return
         t1 = time.perf_counter()
-        timings = Timings(prompt_n=len(tokens) - reused, cache_n=reused, prompt_ms=(t1 - t0) * 1000)
+        timings = Timings(
+            prompt_n=len(tokens) - reused,
+            cache_n=reused,
+            prompt_ms=(t1 - t0) * 1000,
+            messages_normalized=job.normalized,
+        )
 
         decoder = Utf8StreamDecoder()
         stops = StopStringFilter(request.stop)
@@ -415,13 +399,13 @@ class EmbeddedEngine:
                 self._forbid(banned_at[n_gen])
             token = job.sampler.sample(llm._ctx)
             if want_logprobs:
-                pending_lp.append(self._logprob_entry(token, request.logprobs or 0))
+                pending_lp.append(self._text.logprob_entry(llm.ctx, token, request.logprobs or 0))
             if llama_cpp.llama_vocab_is_eog(vocab, token):
                 finish = "stop"
                 break
             n_gen += 1
             generated.append(token)
-            text = decoder.feed(self._piece(token, special=False))
+            text = decoder.feed(self._text.piece(token, special=False))
             if guard.phrases:
                 step = guard.push(text)
                 if step.rollback_to is not None and rollbacks < MAX_ROLLBACKS:
@@ -447,6 +431,9 @@ class EmbeddedEngine:
             llm.eval([token])
         tail = ""
         if stop_hit is None:
+            # A reply cut short never ends in half a character (U+FFFD): its bytes are dropped.
+            if finish in ("length", "cancelled"):
+                decoder.drop_incomplete()
             scan = stops.feed(guard.flush() + decoder.flush())
             tail = scan.text if scan.stopped else scan.text + stops.flush()
             if scan.stopped:
@@ -483,23 +470,5 @@ class EmbeddedEngine:
         job.sampler = build_sampler(llm, job.sampling, grammar=None, history=sequence)
         decoder = Utf8StreamDecoder()
         for token in kept:  # restores bytes still waiting for the rest of their character
-            decoder.feed(self._piece(token, special=False))
+            decoder.feed(self._text.piece(token, special=False))
         return decoder
-
-    def _logprob_entry(self, token: int, top_n: int) -> TokenLogprob:
-        ptr = llama_cpp.llama_get_logits_ith(self._llm.ctx, -1)
-        logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
-        top = np.max(logits)
-        logz = float(top + np.log(np.sum(np.exp(logits - top))))
-
-        def entry(tok: int) -> tuple[str, float, list[int]]:
-            raw = self._piece(tok, special=True)
-            return raw.decode("utf-8", "replace"), float(logits[tok]) - logz, list(raw)
-
-        text, lp, raw = entry(token)
-        alts: list[tuple[str, float, list[int]]] = []
-        if top_n > 0:
-            idx = np.argpartition(logits, -top_n)[-top_n:]
-            idx = idx[np.argsort(-logits[idx])]
-            alts = [entry(int(i)) for i in idx]
-        return TokenLogprob(text, lp, raw, alts)

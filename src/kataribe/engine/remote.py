@@ -27,7 +27,7 @@ from kataribe.engine.base import (
     Usage,
 )
 from kataribe.engine.remote_request import build_payload
-from kataribe.engine.textstream import StopStringFilter
+from kataribe.engine.textstream import ReplacementTailHold, StopStringFilter
 from kataribe.errors import BackendError, InvalidRequest, KataribeError, ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -270,6 +270,7 @@ class RemoteEngine:
         route, body = self.payload(request)
         is_chat = request.messages is not None
         stops = StopStringFilter(request.stop)
+        tail_hold = ReplacementTailHold()
         t0 = time.perf_counter()
         t_first: float | None = None
         finish: FinishReason = "length"
@@ -299,7 +300,7 @@ class RemoteEngine:
                         if piece or lps:
                             t_first = t_first or time.perf_counter()
                             n_chunks += 1
-                            scan = stops.feed(piece or "")
+                            scan = stops.feed(tail_hold.feed(piece or ""))
                             if scan.text or lps:
                                 text_parts.append(scan.text)
                                 stream.emit(TextDelta(scan.text, lps))
@@ -320,7 +321,12 @@ class RemoteEngine:
                 "The remote server ended the stream without an answer; it may have failed "
                 "(a prompt longer than its context, say). Check the server's log."
             )
-        tail = stops.flush() if stop_hit is None else ""
+        tail = ""
+        if stop_hit is None:  # a reply cut short ends without the half character sent as U+FFFD
+            scan = stops.feed(tail_hold.finish(cut=finish in ("length", "cancelled")))
+            tail = scan.text if scan.stopped else scan.text + stops.flush()
+            if scan.stopped:
+                finish, stop_hit = "stop", scan.stop
         if tail:
             text_parts.append(tail)
             stream.emit(TextDelta(tail))

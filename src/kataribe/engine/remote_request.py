@@ -32,7 +32,7 @@ def build_payload(
     if s.logit_bias:
         body["logit_bias"] = {str(k): max(-100.0, v) for k, v in s.logit_bias.items()}
     # Non-OpenAI samplers: top_k / min_p are accepted as top-level extras by llama.cpp and vLLM.
-    body["top_k"] = s.top_k
+    body["top_k"] = s.top_k if s.top_k > 0 else top_k_off(kind)
     body["min_p"] = s.min_p
     if kind == "vllm":
         body["repetition_penalty"] = s.repeat_penalty
@@ -122,3 +122,9 @@ def extra_samplers(s: SamplingParams, kind: str) -> dict[str, Any]:
             param="sampling",
         )
     return {key: value for fields in wanted.values() for key, value in fields.items()}
+
+
+def top_k_off(kind: str) -> int:
+    """top_k's "off" in this server's terms: llama.cpp's servers and KoboldCpp read 0 (llama-cpp-python's
+    refuses -1); vLLM and the servers built like it (Aphrodite, SGLang) want -1 (older ones refuse 0)."""
+    return 0 if kind in ("llama-server", "llama-cpp-python", "koboldcpp") else -1

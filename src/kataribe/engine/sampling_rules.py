@@ -15,10 +15,11 @@ ANY_VOCAB = 1 << 30
 
 
 def validate_sampling(params: SamplingParams, n_vocab: int) -> None:
+    """Refuses values outside each sampler's range. top_k is any whole number: 0 or below is off
+    (vLLM and SillyTavern send -1), as in llama.cpp."""
     checks: list[tuple[bool, str, str]] = [
         (math.isfinite(params.temperature) and params.temperature >= 0, "temperature", "a number >= 0"),
         (0 <= params.top_p <= 1, "top_p", "between 0 and 1"),
-        (params.top_k >= 0, "top_k", "0 (off) or more"),
         (0 <= params.min_p <= 1, "min_p", "between 0 and 1"),
         (0 < params.typical_p <= 1, "typical_p", "above 0 and at most 1"),
         (0 < params.repeat_penalty <= 10, "repeat_penalty", "above 0 (1 = off) and at most 10"),

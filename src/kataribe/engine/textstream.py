@@ -6,6 +6,8 @@ import codecs
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+REPLACEMENT = "\ufffd"
+
 
 class Utf8StreamDecoder:
     """Turns token byte pieces into text without splitting or dropping multi-byte characters.
@@ -25,9 +27,36 @@ class Utf8StreamDecoder:
         """Return whatever is still buffered (an incomplete character becomes U+FFFD)."""
         return self._decoder.decode(b"", final=True)
 
+    def drop_incomplete(self) -> int:
+        """End a stream that was cut short (max_tokens, a full context, a cancel): the bytes of a
+        character whose rest never came are dropped, not shown as U+FFFD. Returns how many."""
+        dropped = self.pending_bytes
+        self._decoder.reset()
+        return dropped
+
     @property
     def pending_bytes(self) -> int:
         return len(self._decoder.getstate()[0])
+
+
+class ReplacementTailHold:
+    """Holds back U+FFFD characters at the end of text that arrives already decoded (a remote
+    server's stream), so that a reply cut by max_tokens can end without the half character the
+    server turned into U+FFFD, while streamed and non-streamed text stay the same."""
+
+    def __init__(self) -> None:
+        self._held = ""
+
+    def feed(self, text: str) -> str:
+        text = self._held + text
+        kept = text.rstrip(REPLACEMENT)
+        self._held = text[len(kept) :]
+        return kept
+
+    def finish(self, *, cut: bool) -> str:
+        """The held tail: dropped when the reply was cut short, else released (real U+FFFDs)."""
+        out, self._held = ("" if cut else self._held), ""
+        return out
 
 
 @dataclass

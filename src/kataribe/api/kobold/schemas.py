@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from kataribe.api.sampler_fields import capped_stops
 
 DEFAULT_MAX_LENGTH = 200
 
@@ -17,7 +19,7 @@ class KoboldGenerateRequest(BaseModel):
     max_context_length: int | None = Field(default=None, ge=1)
     max_length: int = Field(default=DEFAULT_MAX_LENGTH, ge=1)
     temperature: float = Field(default=0.75, ge=0, le=5)
-    top_k: int = Field(default=100, ge=0)
+    top_k: int = Field(default=100, description="0 or below = off")
     top_p: float = Field(default=0.92, ge=0, le=1)
     min_p: float = Field(default=0.0, ge=0, le=1)
     typical: float = Field(default=1.0, gt=0, le=1)
@@ -25,7 +27,7 @@ class KoboldGenerateRequest(BaseModel):
     rep_pen_range: int = Field(default=320, ge=-1)
     presence_penalty: float = Field(default=0.0, ge=-2, le=2)
     sampler_seed: int = -1
-    stop_sequence: list[str] = Field(default_factory=list, max_length=64)
+    stop_sequence: list[str] = Field(default_factory=list, description="Extras past 64 are dropped")
     trim_stop: bool = True
     ban_eos_token: bool = False
     grammar: str = ""
@@ -47,6 +49,11 @@ class KoboldGenerateRequest(BaseModel):
     mirostat_eta: float = 0.1
     banned_tokens: list[str] | None = Field(default=None, description="Phrases never to produce")
     banned_strings: list[str] | None = Field(default=None, description="SillyTavern's name for banned_tokens")
+
+    @field_validator("stop_sequence")
+    @classmethod
+    def _limit_stops(cls, value: list[str]) -> list[str]:
+        return capped_stops(value, "stop_sequence")
 
 
 class GenKeyRequest(BaseModel):

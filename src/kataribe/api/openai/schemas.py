@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from kataribe.api.sampler_fields import capped_stops
+
 
 class _Lenient(BaseModel):
     # Clients send many fields we do not use (user, service_tier, ...); ignore them.
@@ -60,7 +62,7 @@ class SamplingFields(_Lenient):
     model: str | None = None
     temperature: float | None = Field(default=None, ge=0, le=5)
     top_p: float | None = Field(default=None, ge=0, le=1)
-    top_k: int | None = Field(default=None, ge=0, description="llama.cpp/vLLM extra; 0 = off")
+    top_k: int | None = Field(default=None, description="llama.cpp/vLLM extra; 0 or below (vLLM: -1) = off")
     min_p: float | None = Field(default=None, ge=0, le=1, description="llama.cpp/vLLM extra")
     typical_p: float | None = Field(default=None, gt=0, le=1, description="llama.cpp extra")
     repeat_penalty: float | None = Field(default=None, gt=0, le=10, description="llama.cpp name")
@@ -103,9 +105,7 @@ class SamplingFields(_Lenient):
     @field_validator("stop")
     @classmethod
     def _limit_stops(cls, value: str | list[str] | None) -> str | list[str] | None:
-        if isinstance(value, list) and len(value) > 16:
-            raise ValueError("at most 16 stop strings")
-        return value
+        return capped_stops(value, "stop") if isinstance(value, list) else value
 
 
 class ChatCompletionRequest(SamplingFields):
@@ -123,3 +123,8 @@ class CompletionRequest(SamplingFields):
     n_probs: int | None = Field(default=None, ge=0, le=20, description="llama.cpp name for logprobs")
     echo: bool = False
     suffix: str | None = None
+    truncation_length: int | None = Field(
+        default=None,
+        ge=1,
+        description="SillyTavern's context size: a longer prompt loses its oldest tokens (KoboldCpp-style)",
+    )

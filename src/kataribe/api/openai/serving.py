@@ -128,6 +128,8 @@ def completion_request(body: CompletionRequest) -> GenerationRequest:
         json_schema=schema,
         logprobs=n_probs,
         ban_eos=body.ignore_eos,
+        truncate_prompt=body.truncation_length is not None,
+        max_context=body.truncation_length,
     )
 
 
