@@ -22,6 +22,7 @@ from kataribe.api.roleplay.library import library_router
 from kataribe.api.roleplay.services import RoleplayServices
 from kataribe.api.roleplay.transfer import transfer_router
 from kataribe.api.security import AccessGuard, JsonByDefault, allowed_host_names
+from kataribe.api.warmup import warm_up
 from kataribe.api.web.connection import connection_router
 from kataribe.api.web.expressions import expressions_router
 from kataribe.api.web.headers import SecurityHeaders
@@ -57,6 +58,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await warm_up(_app, settings.api_key)  # the first client's request is as fast as the next (ENA waits 50 ms)
         yield
         roleplay.groups.stop_all()
         roleplay.ctx.close()
