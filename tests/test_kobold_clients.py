@@ -307,6 +307,19 @@ def test_role_play_stream_headers_come_before_the_prompt_is_processed(server: Li
     _assert_headers_come_first(*timed)
 
 
+def _timed_get(port: int, path: str) -> tuple[float, Any]:
+    """(milliseconds from connecting to the whole answer, the JSON answer)."""
+    started = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    conn.request("GET", path)
+    r = conn.getresponse()
+    answer = json.loads(r.read())
+    elapsed = (time.perf_counter() - started) * 1000
+    conn.close()
+    assert r.status == 200
+    return elapsed, answer
+
+
 def test_the_first_request_after_start_is_fast(tmp_path: Path) -> None:
     """EasyNovelAssistant asks GET /api/v1/model once at launch and gives up after 50 ms."""
     port = free_port()
@@ -322,15 +335,13 @@ def test_the_first_request_after_start_is_fast(tmp_path: Path) -> None:
                 break
             except OSError:
                 time.sleep(0.05)
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        started = time.perf_counter()
-        conn.request("GET", "/api/v1/model")
-        r = conn.getresponse()
-        answer = json.loads(r.read())
-        first_ms = (time.perf_counter() - started) * 1000
-        conn.close()
-        assert r.status == 200 and answer["result"].startswith("koboldcpp/")
-        assert first_ms < 30, f"the first request took {first_ms:.0f} ms"  # 60-76 ms without the warm-up
+        first_ms, answer = _timed_get(port, "/api/v1/model")
+        assert answer["result"].startswith("koboldcpp/")
+        later_ms = min(_timed_get(port, "/api/v1/model")[0] for _ in range(3))  # how loaded the machine is
+        # idle here: 60-76 ms before the warm-up, 3-7 ms after (under load: 210 ms before, 13 ms after)
+        assert first_ms < 50 and first_ms < 3 * later_ms + 10, (
+            f"first {first_ms:.0f} ms, then {later_ms:.0f} ms"
+        )
     finally:
         proc.terminate()
         proc.wait(20)
