@@ -58,7 +58,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await warm_up(_app, settings.api_key)  # the first client's request is as fast as the next (ENA waits 50 ms)
+        await warm_up(_app, settings.api_key)  # the first request is as fast as the next (ENA waits 50 ms)
         yield
         roleplay.groups.stop_all()
         roleplay.ctx.close()

@@ -57,7 +57,7 @@ def kobold_router(serving: KoboldServing, *, protected: bool) -> APIRouter:
 
     @router.post("/extra/generate/stream")
     async def generate_stream(body: KoboldGenerateRequest, request: Request) -> StreamingResponse:
-        events = serving.generate_stream(body, request)
+        events = await serving.generate_stream(body, request)
         return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
     @router.post("/extra/generate/check")

@@ -194,7 +194,7 @@ class KoboldServing:
                 }
         raise AssertionError("stream ended without a result")
 
-    def generate_stream(self, body: KoboldGenerateRequest, request: Request) -> AsyncIterator[bytes]:
+    async def generate_stream(self, body: KoboldGenerateRequest, request: Request) -> AsyncIterator[bytes]:
         """Queued now (a bad request is a 4xx before any byte); the response starts at once."""
         stream = self.jobs.add(self.engine.generate(self._request(body)))
         return self._events(follow(stream, request), body)
