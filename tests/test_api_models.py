@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -167,3 +168,25 @@ def test_recommendations_over_http(api: httpx.Client) -> None:
     assert {"chat", "novel"} <= {u for r in picks for u in r["use"]}
     japanese_novel = api.get("/models/recommendations", params={"use": "novel", "language": "ja"}).json()
     assert japanese_novel and all("novel" in r["use"] and "ja" in r["languages"] for r in japanese_novel)
+
+
+def test_registering_a_path_that_is_no_gguf_never_tells_what_exists(
+    api: httpx.Client, tmp_path: Path
+) -> None:
+    text = tmp_path / "notes.gguf"
+    text.write_text("not a model")
+    truncated = tmp_path / "cut.gguf"
+    truncated.write_bytes(tiny_gguf(tmp_path / "whole.gguf").read_bytes()[:20])
+    candidates = [tmp_path / "missing.gguf", tmp_path, text, truncated, text / "inside.gguf"]
+    if os.geteuid() != 0:  # root reads any file
+        locked = tmp_path / "locked.gguf"
+        locked.write_bytes(truncated.read_bytes())
+        locked.chmod(0)
+        candidates.append(locked)
+    messages = set()
+    for path in candidates:
+        r = api.post("/models", json={"path": str(path)})
+        assert r.status_code == 400, (path, r.text)
+        messages.add(r.json()["error"]["message"].replace(str(path), "<path>"))
+    assert len(messages) == 1, messages
+    assert all(m["path"] != str(text) for m in api.get("/models").json()["models"])

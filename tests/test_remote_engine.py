@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -267,10 +268,15 @@ def test_remote_failures_become_clear_http_errors(remote: RemoteEngine, tmp_path
     live = LiveServer(create_app(Settings(data_dir=tmp_path, port=port), remote), port).start()
     try:
         # llama-cpp-python's server answers an over-long prompt with an empty 200 stream
-        r = httpx.post(
-            live.url + "/v1/completions", json={"prompt": "word " * 3000, "max_tokens": 5, "stream": True}
-        )
+        body = {"prompt": "word " * 3000, "max_tokens": 5}
+        r = httpx.post(live.url + "/v1/completions", json=body, timeout=60)
         assert r.status_code == 502 and "remote server" in r.json()["error"]["message"]
+        # streamed, the response has started (headers go out before the prompt is processed):
+        # the failure is the stream's error event
+        streamed = httpx.post(live.url + "/v1/completions", json={**body, "stream": True}, timeout=60)
+        assert streamed.status_code == 200
+        events = [line[6:] for line in streamed.text.splitlines() if line.startswith("data: ")]
+        assert "remote server" in json.loads(events[0])["error"]["message"] and events[-1] == "[DONE]"
         assert httpx.get(live.url + "/health").status_code == 200
     finally:
         live.stop()

@@ -24,6 +24,7 @@ from kataribe.api.roleplay.services import RoleplayServices
 from kataribe.api.roleplay.transfer import transfer_router
 from kataribe.api.security import AccessGuard, AccessPolicy, JsonByDefault, allowed_host_names
 from kataribe.api.session import SessionStore
+from kataribe.api.warmup import warm_up
 from kataribe.api.web.connection import connection_router
 from kataribe.api.web.expressions import expressions_router
 from kataribe.api.web.headers import SecurityHeaders
@@ -69,6 +70,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await warm_up(_app, settings.api_key)  # the first request is as fast as the next (ENA waits 50 ms)
         yield
         roleplay.groups.stop_all()
         roleplay.ctx.close()

@@ -1,4 +1,7 @@
-"""Reading a GenerationStream from an HTTP handler: cancel it when the client goes away."""
+"""Reading a GenerationStream from an HTTP handler: cancel it when the client goes away.
+
+A streamed response starts (status and headers) as soon as the job is queued, before the prompt is
+processed; a failure after that is an error event in the stream, in each wire format's own shape."""
 
 from __future__ import annotations
 
@@ -38,20 +41,12 @@ async def follow(stream: GenerationStream, request: Request) -> AsyncIterator[Ge
             stream.cancel()
 
 
-async def start_events(stream: GenerationStream, request: Request) -> AsyncIterator[GenerationEvent]:
-    """Wait for the first event before any byte is sent, so that a failure that happens before
-    the first token (a remote server refusing, say) still becomes a proper HTTP error status."""
-    events = follow(stream, request)
-    first = await anext(events)
-    if isinstance(first, GenerationDone):
-        raise_if_failed(first)
-
-    async def chained() -> AsyncIterator[GenerationEvent]:
-        yield first
-        async for event in events:
-            yield event
-
-    return chained()
+def error_payload(done: GenerationDone) -> dict[str, str]:
+    """What a stream says when its generation failed after the response had started."""
+    error = done.error
+    if isinstance(error, KataribeError):
+        return {"message": error.message, "type": error.error_type}
+    return {"message": f"Generation failed: {error}", "type": "server_error"}
 
 
 def sse_data(payload: str) -> bytes:

@@ -150,11 +150,21 @@ class ModelLibrary:
         sha256: str | None = None,
         managed: bool = False,
     ) -> dict[str, Any]:
-        """Register a GGUF where it lies (no copy). Its header is read first: not a GGUF → 400."""
+        """Register a GGUF where it lies (no copy). Its header is read first: not a GGUF → 400.
+
+        Every refusal reads the same (missing, a directory, unreadable, not a GGUF), so this route
+        cannot be used to learn which other paths exist on the machine."""
+        given = path
         path = path.expanduser().resolve()
-        if not path.is_file():
-            raise InvalidRequest(f"No file at {path}.", param="path")
-        info = inspect_gguf(path)
+        try:
+            if not path.is_file():
+                raise ModelLoadError("not a file")
+            info = inspect_gguf(path)
+        except (OSError, ValueError, ModelLoadError) as exc:
+            raise InvalidRequest(
+                f"{given} is not a GGUF model file that Kataribe can read. Check the path and the file.",
+                param="path",
+            ) from exc
         with self.db.session() as session:
             existing = session.scalars(select(ModelEntry).where(ModelEntry.path == str(path))).first()
             if existing is not None:

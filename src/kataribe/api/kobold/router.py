@@ -75,10 +75,23 @@ def kobold_router(serving: KoboldServing, *, protected: bool) -> APIRouter:
     # plain def: FastAPI runs these in its thread pool (a remote engine asks its server over HTTP)
     @router.post("/extra/tokencount")
     def tokencount(body: TokenCountRequest) -> dict[str, Any]:
-        return serving.token_count(body.prompt)
+        return serving.token_count(body.prompt, special=body.special)
 
     @router.post("/extra/detokenize")
     def detokenize(body: DetokenizeRequest) -> dict[str, Any]:
         return {"result": serving.engine.detokenize(body.ids), "success": True}
 
-    return router
+    @router.post("/extra/preloadstory")
+    async def preloadstory() -> dict[str, Any]:
+        """KoboldCpp's answer when it was started without a story to preload (Lite asks on connect)."""
+        return {}
+
+    outer = APIRouter()
+    outer.include_router(router)
+
+    @outer.get("/sdapi/v1/sd-models", tags=["KoboldCpp-compatible"])
+    async def sd_models() -> list[dict[str, Any]]:
+        """No image model: KoboldCpp's answer without one (Lite probes it on connect)."""
+        return []
+
+    return outer

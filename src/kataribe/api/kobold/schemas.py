@@ -29,7 +29,14 @@ class KoboldGenerateRequest(BaseModel):
     sampler_seed: int = -1
     stop_sequence: list[str] = Field(default_factory=list, description="Extras past 64 are dropped")
     trim_stop: bool = True
-    ban_eos_token: bool = False
+    ban_eos_token: bool | None = Field(default=None, description="Never end on the end token")
+    use_default_badwordsids: bool = Field(
+        default=False, description="Ban the end token(s) unless ban_eos_token says otherwise (KoboldCpp)"
+    )
+    replace_instruct_placeholders: bool = Field(
+        default=True,  # KoboldCpp's default too
+        description="Replace {{[INPUT]}}, {{[OUTPUT]}}, {{[SYSTEM]}} (and _END forms) with chat tags",
+    )
     grammar: str = ""
     genkey: str = ""
     logit_bias: dict[str, float] = Field(default_factory=dict)

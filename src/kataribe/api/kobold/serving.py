@@ -11,10 +11,11 @@ from typing import Any
 from starlette.requests import Request
 
 from kataribe import __version__
+from kataribe.api.kobold.jobs import KoboldJobs
 from kataribe.api.kobold.schemas import DEFAULT_MAX_LENGTH, KoboldGenerateRequest
 from kataribe.api.logit_bias import parse_logit_bias
 from kataribe.api.sampler_fields import ROLE_PLAY_SAMPLERS, parse_dry_breakers
-from kataribe.api.streaming import follow, raise_if_failed, sse_event, start_events
+from kataribe.api.streaming import error_payload, follow, raise_if_failed, sse_event
 from kataribe.engine.base import (
     Engine,
     GenerationDone,
@@ -23,6 +24,14 @@ from kataribe.engine.base import (
     SamplingParams,
     TextDelta,
 )
+from kataribe.engine.instruct_tags import (
+    ALPACA,
+    InstructTags,
+    InstructText,
+    derive_instruct_tags,
+    replace_instruct_placeholders,
+)
+from kataribe.errors import InvalidRequest
 
 KOBOLDCPP_VERSION = "1.102"
 """The KoboldCpp release whose API we follow; clients enable features by this number."""
@@ -47,6 +56,8 @@ class KoboldServing:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.stats = _Stats(started_at=time.time())
+        self.jobs = KoboldJobs()
+        self._tags: tuple[str, InstructTags] | None = None
 
     # -- info --
     def model(self) -> dict[str, str]:
@@ -97,14 +108,39 @@ class KoboldServing:
             "uptime": round(time.time() - self.stats.started_at, 1),
         }
 
-    def token_count(self, prompt: str) -> dict[str, Any]:
+    def token_count(self, prompt: str, special: bool = True) -> dict[str, Any]:
+        """``special``: "<|im_start|>" in the text is one special token (true) or plain text (false)."""
+        if not special:
+            try:
+                ids = self.engine.tokenize(prompt, special=False)
+                return {"value": len(ids), "ids": ids}
+            except InvalidRequest:  # a remote server without a tokenizer: an estimate as below
+                pass
         counted = self.engine.count_tokens(prompt)
         return {"value": counted.count, "ids": counted.ids or []}
 
+    def instruct_tags(self) -> InstructTags:
+        """The loaded model's chat tags, derived once per model (a remote server's are unknown here)."""
+        name = self.engine.model_name
+        if self._tags is None or self._tags[0] != name:
+            remote = self.engine.capabilities().engine.startswith("remote")
+            tags = ALPACA if remote else derive_instruct_tags(self.engine.render_chat)
+            self._tags = (name, tags)
+        return self._tags[1]
+
     # -- generation --
+    def _instruct_text(self, body: KoboldGenerateRequest) -> InstructText:
+        text = InstructText(memory=body.memory, prompt=body.prompt, stop=[s for s in body.stop_sequence if s])
+        if not body.replace_instruct_placeholders:
+            return text
+        return replace_instruct_placeholders(text, self.instruct_tags())
+
     def _request(self, body: KoboldGenerateRequest) -> GenerationRequest:
+        text = self._instruct_text(body)
+        # KoboldCpp: use_default_badwordsids bans the end token unless ban_eos_token says otherwise
+        ban_eos = body.use_default_badwordsids if body.ban_eos_token is None else body.ban_eos_token
         return GenerationRequest(
-            prompt=body.memory + body.prompt,
+            prompt=text.memory + text.prompt,
             max_tokens=body.max_length,
             sampling=SamplingParams(
                 temperature=body.temperature,
@@ -123,11 +159,11 @@ class KoboldServing:
                 banned_strings=list(body.banned_tokens or body.banned_strings or []),
                 **{name: getattr(body, name) for name in ROLE_PLAY_SAMPLERS},
             ),
-            stop=[s for s in body.stop_sequence if s],
+            stop=text.stop,
             grammar=body.grammar or None,
             truncate_prompt=True,
             max_context=body.max_context_length,
-            ban_eos=body.ban_eos_token,
+            ban_eos=ban_eos,
             label=body.genkey or None,
         )
 
@@ -141,7 +177,7 @@ class KoboldServing:
         return done.text + (done.stop or "") if not trim_stop else done.text
 
     async def generate(self, body: KoboldGenerateRequest, request: Request) -> dict[str, Any]:
-        stream = self.engine.generate(self._request(body))
+        stream = self.jobs.add(self.engine.generate(self._request(body)))
         async for event in follow(stream, request):
             if isinstance(event, GenerationDone):
                 raise_if_failed(event)
@@ -159,8 +195,9 @@ class KoboldServing:
         raise AssertionError("stream ended without a result")
 
     async def generate_stream(self, body: KoboldGenerateRequest, request: Request) -> AsyncIterator[bytes]:
-        events = await start_events(self.engine.generate(self._request(body)), request)
-        return self._events(events, body)
+        """Queued now (a bad request is a 4xx before any byte); the response starts at once."""
+        stream = self.jobs.add(self.engine.generate(self._request(body)))
+        return self._events(follow(stream, request), body)
 
     async def _events(
         self, events: AsyncIterator[GenerationEvent], body: KoboldGenerateRequest
@@ -175,23 +212,29 @@ class KoboldServing:
                 if event.text:
                     yield message(event.text, None)
                 continue
+            if event.finish_reason == "error":
+                yield sse_event("error", json.dumps({"error": error_payload(event)}, ensure_ascii=False))
+                yield message("", "length")
+                return
             self._finished(event, body.genkey or None)
             if not body.trim_stop and event.stop:
                 yield message(event.stop, None)
             yield message("", kobold_finish(event))
 
     def check(self, genkey: str) -> dict[str, Any]:
-        label = genkey or None
-        job = self.engine.find_job(label)
+        """The text so far of this genkey's job; without one, of the job started without a genkey
+        (KoboldCpp's rule: polling never shows another user's text)."""
+        job = self.jobs.keyed(genkey) if genkey else self.jobs.unkeyed()
         if job is not None:
             return {"results": [{"text": job.text_so_far}]}
         last = self.stats.last
-        if last is not None and (label is None or label == self.stats.last_label):
+        if last is not None and (genkey or None) == self.stats.last_label:
             return {"results": [{"text": last.text}]}
         return {"results": [{"text": ""}]}
 
     def abort(self, genkey: str) -> dict[str, str]:
-        job = self.engine.find_job(genkey or None)
+        """Stop this genkey's job; without one, the running job of this API (never a /v1 or role-play one)."""
+        job = self.jobs.keyed(genkey) if genkey else self.jobs.current()
         if job is None:
             return {"success": "false", "done": "false"}
         job.cancel()

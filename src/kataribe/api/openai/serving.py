@@ -13,7 +13,7 @@ from starlette.requests import Request
 from kataribe.api.logit_bias import parse_logit_bias
 from kataribe.api.openai.schemas import ChatCompletionRequest, CompletionRequest, SamplingFields
 from kataribe.api.sampler_fields import ROLE_PLAY_SAMPLERS, parse_dry_breakers
-from kataribe.api.streaming import follow, raise_if_failed, sse_data, start_events
+from kataribe.api.streaming import error_payload, follow, raise_if_failed, sse_data
 from kataribe.engine.base import (
     ChatMessage,
     Engine,
@@ -214,7 +214,7 @@ class OpenAIServing:
 
     async def chat_stream(self, body: ChatCompletionRequest, request: Request) -> AsyncIterator[bytes]:
         model = check_model(self.engine, body.model)
-        events = await start_events(self.engine.generate(chat_request(body)), request)
+        events = follow(self.engine.generate(chat_request(body)), request)
         cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
         def chunk(
@@ -275,7 +275,7 @@ class OpenAIServing:
     async def complete_stream(self, body: CompletionRequest, request: Request) -> AsyncIterator[bytes]:
         model = check_model(self.engine, body.model)
         gen = completion_request(body)
-        events = await start_events(self.engine.generate(gen), request)
+        events = follow(self.engine.generate(gen), request)
         cid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
 
         def chunk(text: str, finish: str | None, logprobs: Any = None, **extra: Any) -> dict[str, Any]:
@@ -320,11 +320,7 @@ def _closing(
 ) -> list[bytes]:
     """The end of an OpenAI stream: the finish chunk (or an error), usage if asked, then [DONE]."""
     if done.finish_reason == "error":
-        parts = [
-            sse_data(
-                json.dumps({"error": {"message": f"Generation failed: {done.error}", "type": "server_error"}})
-            )
-        ]
+        parts = [sse_data(json.dumps({"error": error_payload(done)}, ensure_ascii=False))]
     else:
         parts = [_sse(final)]
     if body.stream_options and body.stream_options.include_usage:
