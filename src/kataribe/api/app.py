@@ -14,6 +14,9 @@ from kataribe import __version__
 from kataribe.api.errors import install_error_handlers
 from kataribe.api.kobold.router import kobold_router
 from kataribe.api.kobold.serving import KoboldServing
+from kataribe.api.llamaserver.router import llamaserver_router
+from kataribe.api.llamaserver.serving import LlamaServerServing
+from kataribe.api.llamaserver.tokenizers import Tokenizers
 from kataribe.api.models.router import models_router
 from kataribe.api.openai.router import openai_router
 from kataribe.api.openai.serving import OpenAIServing
@@ -102,6 +105,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
     app.include_router(web_router(engine))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(kobold_router(KoboldServing(engine), protected=bool(settings.api_key)))
+    app.include_router(llamaserver_router(LlamaServerServing(engine), Tokenizers(engine)))
 
     if settings.cors_origins:
         app.add_middleware(
