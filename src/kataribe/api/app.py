@@ -18,6 +18,8 @@ from kataribe.api.llamaserver.router import llamaserver_router
 from kataribe.api.llamaserver.serving import LlamaServerServing
 from kataribe.api.llamaserver.tokenizers import Tokenizers
 from kataribe.api.models.router import models_router
+from kataribe.api.ollama.router import ollama_router
+from kataribe.api.ollama.serving import OllamaServing
 from kataribe.api.openai.router import openai_router
 from kataribe.api.openai.serving import OpenAIServing
 from kataribe.api.roleplay.chats import chats_router
@@ -106,6 +108,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(kobold_router(KoboldServing(engine), protected=bool(settings.api_key)))
     app.include_router(llamaserver_router(LlamaServerServing(engine), Tokenizers(engine)))
+    app.include_router(ollama_router(OllamaServing(engine)))
 
     if settings.cors_origins:
         app.add_middleware(
