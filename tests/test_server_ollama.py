@@ -161,6 +161,8 @@ def test_official_client_generate_and_chat(client: ollama.Client) -> None:
         model=MODEL, prompt="The capital of France is", raw=True, options=options, stream=True
     )
     assert "".join(part.response or "" for part in streamed) == generated.response
+    templated = client.generate(model=MODEL, prompt="Say hi.", system="You are terse.", options=options)
+    assert templated.response and (templated.prompt_eval_count or 0) > 10  # system + chat template tokens
     messages = [{"role": "user", "content": "Name a colour."}]
     client.chat(model=TAGGED, messages=messages, options=options)
     answer = client.chat(model=TAGGED, messages=messages, options=options)
