@@ -8,8 +8,11 @@ from typing import Any
 import httpx
 import ollama
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import LiveServer
+from tests.test_server_fuzz import values
 
 MODEL = "SmolLM2-135M-Instruct.Q4_1"
 TAGGED = f"{MODEL}:latest"
@@ -220,6 +223,7 @@ def test_management_calls_are_501(server: LiveServer, method: str, path: str) ->
     [
         ({"model": MODEL, "prompt": "x", "options": {"temperature": -1}}, "temperature"),
         ({"model": MODEL, "prompt": "x", "format": "yaml"}, "format"),
+        ({"model": MODEL, "prompt": "x", "format": {"": None}}, "schema"),  # was a 500
         ({"model": MODEL, "prompt": "x", "template": "{{ .Prompt }}"}, "template"),
         ({"model": MODEL, "prompt": "x", "think": True}, "thinking"),
         ({"model": MODEL, "prompt": "x", "options": "hot"}, "options"),
@@ -241,3 +245,50 @@ def test_chat_with_tools_or_images_is_refused(server: LiveServer) -> None:
     assert r.status_code == 400 and "tools" in r.json()["error"]
     pic = [{"role": "user", "content": "x", "images": ["aGVsbG8="]}]
     assert post(server, "/api/chat", {"model": MODEL, "messages": pic}).status_code == 400
+
+
+FUZZ_FIELDS = [
+    "model",
+    "prompt",
+    "messages",
+    "options",
+    "format",
+    "raw",
+    "system",
+    "images",
+    "think",
+    "stream",
+]
+OPTION_FIELDS = [
+    "num_ctx",
+    "temperature",
+    "top_k",
+    "top_p",
+    "min_p",
+    "repeat_penalty",
+    "seed",
+    "stop",
+    "mirostat",
+]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    route=st.sampled_from(["/api/generate", "/api/chat", "/api/show"]),
+    body=st.dictionaries(st.sampled_from(FUZZ_FIELDS), values, max_size=5),
+    options=st.dictionaries(st.sampled_from(OPTION_FIELDS), values, max_size=3),
+    named=st.booleans(),
+)
+def test_random_bodies_never_500(
+    server: LiveServer, route: str, body: dict[str, Any], options: dict[str, Any], named: bool
+) -> None:
+    if body.get("options") is None:
+        body["options"] = options
+    if isinstance(body["options"], dict):
+        body["options"] = {**body["options"], "num_predict": 2}  # short: the point is the parsing
+    if named:
+        body["model"] = MODEL
+    r = post(server, route, body)
+    assert r.status_code < 500, (route, body, r.text)
+    if r.status_code >= 400:
+        assert isinstance(r.json()["error"], str) and r.json()["error"]

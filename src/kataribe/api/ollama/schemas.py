@@ -37,9 +37,13 @@ class GenerationFields(_Lenient):
     model: str = Field(default="", description="the loaded model's name (or nothing)")
     stream: bool = Field(default=True, description="Ollama streams unless told not to")
     format: str | dict[str, Any] | None = Field(default=None, description='"json" or a JSON schema')
-    options: Options = Field(default_factory=Options)
+    options_: Options | None = Field(default=None, alias="options")
     keep_alive: str | float | None = Field(default=None, description="accepted; the model stays loaded")
     think: bool | str | None = None
+
+    @property
+    def options(self) -> Options:
+        return self.options_ or Options()
 
 
 class GenerateBody(GenerationFields):
@@ -54,7 +58,7 @@ class GenerateBody(GenerationFields):
 
 class ChatMessageIn(_Lenient):
     role: str
-    content: str = ""
+    content: str | None = ""
     images: list[str] | None = None
     tool_calls: list[Any] | None = None
 

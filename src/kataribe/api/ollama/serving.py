@@ -238,7 +238,7 @@ class OllamaServing:
 
     def chat_request(self, body: ChatBody) -> GenerationRequest:
         self._refuse_unsupported(body, images=any(m.images for m in body.messages), tools=bool(body.tools))
-        messages = [ChatMessage(m.role, m.content) for m in body.messages]
+        messages = [ChatMessage(m.role, m.content or "") for m in body.messages]
         self._window(body.options)
         return GenerationRequest(
             messages=messages,
