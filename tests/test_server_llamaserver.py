@@ -177,6 +177,11 @@ def test_token_prompt_json_schema_and_seed(server: LiveServer) -> None:
         server, "/completion", {"prompt": "JSON:", "n_predict": 40, "json_schema": schema, "temperature": 0}
     )
     assert json.loads(constrained.json()["content"])["city"] in ("Paris", "Tokyo")
+    grammar = 'root ::= "yes" | "no"'
+    assert post(server, "/completion", {"prompt": "Is it?", "grammar": grammar}).json()["content"] in (
+        "yes",
+        "no",
+    )
     seeded = {"prompt": "A story:", "n_predict": 8, "seed": 7, "temperature": 1.0}
     assert (
         post(server, "/completion", seeded).json()["content"]
@@ -216,6 +221,7 @@ def test_vllm_and_aphrodite_tokenize(server: LiveServer) -> None:
     assert vllm == {"count": len(llama), "max_model_len": 4096, "tokens": llama, "token_strs": None}
     assert post(server, "/v1/tokenize", {"model": MODEL, "prompt": text}).json() == vllm
     assert post(server, "/v1/detokenize", {"tokens": llama}).json()["prompt"] == text
+    assert post(server, "/detokenize", {"model": MODEL, "tokens": llama}).json()["prompt"] == text
     chat = post(server, "/tokenize", {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}]}).json()
     assert chat["count"] > 3  # the chat template's tokens are counted too
     neither = post(server, "/tokenize", {"text": text})

@@ -4,7 +4,6 @@ answer (or its SSE chunks), and the /props and /slots views."""
 from __future__ import annotations
 
 import json
-import logging
 import math
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -14,11 +13,10 @@ import anyio.to_thread
 from starlette.requests import Request
 
 from kataribe import __version__
-from kataribe.api.llamaserver.sampler_list import active_samplers, apply_sampler_list
+from kataribe.api.llamaserver.request_fields import bias_pairs, prompt_parts, sampling_from, stop_strings
+from kataribe.api.llamaserver.sampler_list import active_samplers
 from kataribe.api.llamaserver.schemas import CompletionBody
-from kataribe.api.logit_bias import BIAS_LIMIT
 from kataribe.api.model_facts import model_facts
-from kataribe.api.sampler_fields import ROLE_PLAY_SAMPLERS, parse_dry_breakers
 from kataribe.api.streaming import follow, raise_if_failed, sse_data, start_events
 from kataribe.engine.base import (
     Engine,
@@ -31,12 +29,6 @@ from kataribe.engine.base import (
     Usage,
 )
 from kataribe.errors import InvalidRequest
-
-log = logging.getLogger(__name__)
-
-MAX_STOPS = 64
-"""Stop strings beyond this many are dropped with a warning (KoboldCpp's way), not refused."""
-RANDOM_SEEDS = (-1, 0xFFFFFFFF)
 
 
 @dataclass
@@ -67,87 +59,6 @@ def completion_probabilities(entries: Sequence[TokenLogprob]) -> list[dict[str, 
         }
         for e in entries
     ]
-
-
-def _prompt_parts(prompt: str | list[Any]) -> list[str | list[int]]:
-    """One prompt as text and runs of token ids; several prompts are refused (send one per request)."""
-    if isinstance(prompt, str):
-        return [prompt]
-    if len(prompt) == 1 and isinstance(prompt[0], str | list):
-        return _prompt_parts(prompt[0])
-    several = len(prompt) > 1 and all(isinstance(p, str) for p in prompt)
-    if several or any(isinstance(p, list | dict) for p in prompt):
-        raise InvalidRequest("Send one prompt per request (a string or one list of tokens).", param="prompt")
-    parts: list[str | list[int]] = []
-    for item in prompt:
-        if isinstance(item, bool) or not isinstance(item, int | str):
-            raise InvalidRequest("A prompt list holds token ids and strings only.", param="prompt")
-        if isinstance(item, str):
-            parts.append(item)
-        elif parts and isinstance(parts[-1], list):
-            parts[-1].append(item)
-        else:
-            parts.append([item])
-    return parts
-
-
-def _bias_value(value: Any) -> float:
-    if value is False:
-        return -math.inf
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidRequest("A logit_bias value is a number or false (never).", param="logit_bias")
-    return max(-BIAS_LIMIT, min(BIAS_LIMIT, float(value)))
-
-
-def _bias_pairs(raw: list[list[Any]] | dict[str, float | bool]) -> list[tuple[int | str, float]]:
-    """[[id or text, bias], ...] or {"id or text": bias}: ids stay ids, other keys are text."""
-    pairs: list[tuple[int | str, float]] = []
-    if isinstance(raw, dict):
-        for key, value in raw.items():
-            token = key.strip()
-            pairs.append((int(token) if token.lstrip("-").isdigit() else key, _bias_value(value)))
-        return pairs
-    for item in raw:
-        if len(item) != 2 or isinstance(item[0], bool) or not isinstance(item[0], int | str):
-            raise InvalidRequest(
-                'logit_bias pairs are [token id or text, bias], e.g. [[15043, -1.0], ["Hello", false]].',
-                param="logit_bias",
-            )
-        pairs.append((item[0], _bias_value(item[1])))
-    return pairs
-
-
-def _stops(stop: list[str] | str | None) -> list[str]:
-    stops = [stop] if isinstance(stop, str) else [s for s in stop or [] if s]
-    if len(stops) > MAX_STOPS:
-        log.warning("a /completion request sent %d stop strings; using the first %d", len(stops), MAX_STOPS)
-        stops = stops[:MAX_STOPS]
-    return stops
-
-
-def sampling_from(body: CompletionBody) -> SamplingParams:
-    base = SamplingParams()
-
-    def pick(value: Any, default: Any) -> Any:
-        return default if value is None else value
-
-    params = SamplingParams(
-        temperature=pick(body.temperature, base.temperature),
-        top_p=pick(body.top_p, base.top_p),
-        top_k=max(0, pick(body.top_k, base.top_k)),
-        min_p=pick(body.min_p, base.min_p),
-        typical_p=pick(body.typical_p, base.typical_p),
-        repeat_penalty=pick(body.repeat_penalty, base.repeat_penalty),
-        repeat_last_n=pick(body.repeat_last_n, base.repeat_last_n),
-        presence_penalty=pick(body.presence_penalty, base.presence_penalty),
-        frequency_penalty=pick(body.frequency_penalty, base.frequency_penalty),
-        seed=None if body.seed is None or body.seed in RANDOM_SEEDS else body.seed,
-        top_n_sigma=pick(body.top_n_sigma, base.top_n_sigma),
-        dry_sequence_breakers=parse_dry_breakers(body.dry_sequence_breakers, base.dry_sequence_breakers),
-        banned_strings=list(body.banned_strings or []),
-        **{name: getattr(body, name) for name in ROLE_PLAY_SAMPLERS if getattr(body, name) is not None},
-    )
-    return apply_sampler_list(params, body.samplers)
 
 
 def generation_settings(
@@ -214,8 +125,8 @@ class LlamaServerServing:
         through the tokenizer off the event loop."""
         if body.grammar and body.json_schema is not None:
             raise InvalidRequest("Send either grammar or json_schema, not both.", param="grammar")
-        parts = _prompt_parts(body.prompt)
-        pairs = _bias_pairs(body.logit_bias) if body.logit_bias else []
+        parts = prompt_parts(body.prompt)
+        pairs = bias_pairs(body.logit_bias) if body.logit_bias else []
         prompt, bias = await anyio.to_thread.run_sync(self._resolve, parts, pairs)
         n_predict = body.n_predict if body.n_predict is not None else body.max_tokens
         n_predict = -1 if n_predict is None or n_predict < 0 else n_predict
@@ -225,7 +136,7 @@ class LlamaServerServing:
             prompt=prompt,
             max_tokens=n_predict if n_predict > 0 else None,
             sampling=sampling,
-            stop=_stops(body.stop),
+            stop=stop_strings(body.stop),
             grammar=body.grammar or None,
             json_schema=body.json_schema,
             logprobs=body.n_probs or None,
