@@ -76,3 +76,10 @@ class ConfigError(KataribeError):
 
     status_code = 500
     error_type = "server_error"
+
+
+class NotSupported(KataribeError):
+    """A call of a compatible API that Kataribe does not offer (Ollama's model management, say)."""
+
+    status_code = 501
+    error_type = "not_implemented_error"

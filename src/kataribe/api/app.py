@@ -14,7 +14,12 @@ from kataribe.api.cors import CompatCors
 from kataribe.api.errors import install_error_handlers
 from kataribe.api.kobold.router import kobold_router
 from kataribe.api.kobold.serving import KoboldServing
+from kataribe.api.llamaserver.router import llamaserver_router
+from kataribe.api.llamaserver.serving import LlamaServerServing
+from kataribe.api.llamaserver.tokenizers import Tokenizers
 from kataribe.api.models.router import models_router
+from kataribe.api.ollama.router import ollama_router
+from kataribe.api.ollama.serving import OllamaServing
 from kataribe.api.openai.router import openai_router
 from kataribe.api.openai.serving import OpenAIServing
 from kataribe.api.origins import OriginPatterns
@@ -118,6 +123,8 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
     app.include_router(login_router(sessions))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(kobold_router(KoboldServing(engine), protected=bool(settings.api_key)))
+    app.include_router(llamaserver_router(LlamaServerServing(engine), Tokenizers(engine)))
+    app.include_router(ollama_router(OllamaServing(engine)))
 
     policy = AccessPolicy(
         allowed_hosts=allowed_host_names(settings.host, settings.allowed_hosts),

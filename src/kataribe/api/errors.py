@@ -84,3 +84,8 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(
             500, f"Internal error: {type(exc).__name__}. See the server log.", type_="server_error"
         )
+
+
+def describe_validation(exc: RequestValidationError) -> tuple[str, str | None]:
+    """A validation error's message and first parameter, for surfaces with an error shape of their own."""
+    return _describe_validation(exc)

@@ -266,7 +266,8 @@ class EmbeddedEngine:
                 if not request.json_schema:
                     return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
                 return LlamaGrammar.from_json_schema(json.dumps(request.json_schema), verbose=False)
-        except (ValueError, RuntimeError, TypeError, KeyError) as exc:
+        # llama_cpp's schema converter asserts on schemas it does not know ({"": null})
+        except (ValueError, RuntimeError, TypeError, KeyError, AssertionError) as exc:
             raise InvalidRequest(
                 f"The grammar or JSON schema could not be compiled: {exc}.", param="response_format"
             ) from exc

@@ -1,0 +1,1 @@
+"""llama-server's native API (/completion, /props, ...) and the tokenizer routes SillyTavern probes."""

@@ -1,0 +1,1 @@
+"""Ollama's API (/api/tags, /api/generate, /api/chat, ...), for Ollama clients."""
