@@ -292,3 +292,15 @@ def test_random_bodies_never_500(
     assert r.status_code < 500, (route, body, r.text)
     if r.status_code >= 400:
         assert isinstance(r.json()["error"], str) and r.json()["error"]
+
+
+@pytest.mark.parametrize("content_type", [None, "application/x-www-form-urlencoded", "text/plain"])
+def test_curl_style_bodies_are_read_as_json(server: LiveServer, content_type: str | None) -> None:
+    """Ollama's own examples use `curl -d '{...}'`, which sends a form content type (or none)."""
+    body = json.dumps({"model": MODEL, "prompt": "Hi", "stream": False, "options": {"num_predict": 2}})
+    headers = {"content-type": content_type} if content_type else {}
+    r = httpx.post(server.url + "/api/generate", content=body.encode(), headers=headers, timeout=120)
+    assert r.status_code == 200, r.text
+    assert r.json()["done"] is True
+    tags = httpx.post(server.url + "/api/show", content=json.dumps({"model": MODEL}), headers=headers)
+    assert tags.status_code == 200, tags.text

@@ -15,7 +15,7 @@ from kataribe.settings import LOOPBACK_HOSTS
 
 WILDCARD_BINDS = frozenset({"0.0.0.0", "::", "[::]", ""})
 
-COMPAT_PREFIXES = ("/v1/", "/api/v1/", "/api/latest/", "/api/extra/")
+COMPAT_PREFIXES = ("/v1/", "/api/v1/", "/api/latest/", "/api/extra/", "/api/blobs/")
 COMPAT_PATHS = frozenset(
     {
         # llama-server (llama.cpp's own web UI, SillyTavern's llama.cpp and vLLM types)

@@ -17,7 +17,7 @@ from kataribe.api.llamaserver.request_fields import bias_pairs, prompt_parts, sa
 from kataribe.api.llamaserver.sampler_list import active_samplers
 from kataribe.api.llamaserver.schemas import CompletionBody
 from kataribe.api.model_facts import model_facts
-from kataribe.api.streaming import follow, raise_if_failed, sse_data, start_events
+from kataribe.api.streaming import error_payload, follow, raise_if_failed, sse_data
 from kataribe.engine.base import (
     Engine,
     GenerationDone,
@@ -218,7 +218,7 @@ class LlamaServerServing:
         if job.n_predict == 0:
             final = await self._nothing_to_predict(job)
             return _single(_sse({**final, "generation_settings": self._settings(job, True)}))
-        events = await start_events(self.engine.generate(job.request), request)
+        events = follow(self.engine.generate(job.request), request)  # headers go out before the prompt
 
         async def chunks() -> AsyncIterator[bytes]:
             async for event in events:
@@ -236,8 +236,7 @@ class LlamaServerServing:
                         chunk["completion_probabilities"] = completion_probabilities(event.logprobs)
                     yield _sse(chunk)
                 elif event.finish_reason == "error":
-                    message = f"Generation failed: {event.error}"
-                    yield _sse({"error": {"code": 500, "message": message, "type": "server_error"}})
+                    yield _sse({"error": {"code": 500, **error_payload(event)}})
                 else:
                     yield _sse(self._final(job, event, "", stream=True))
 

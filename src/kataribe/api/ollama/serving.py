@@ -15,7 +15,7 @@ from starlette.requests import Request
 
 from kataribe.api.model_facts import ModelFacts, model_facts
 from kataribe.api.ollama.schemas import ChatBody, GenerateBody, GenerationFields, Options, ShowBody
-from kataribe.api.streaming import follow, raise_if_failed, start_events
+from kataribe.api.streaming import error_payload, follow, raise_if_failed
 from kataribe.engine.base import (
     ChatMessage,
     Engine,
@@ -311,7 +311,7 @@ class OllamaServing:
         self, gen: GenerationRequest, model: str, request: Request, *, chat: bool
     ) -> AsyncIterator[bytes]:
         started = time.monotonic_ns()
-        events = await start_events(self.engine.generate(gen), request)
+        events = follow(self.engine.generate(gen), request)  # headers go out before the prompt is read
 
         async def lines() -> AsyncIterator[bytes]:
             async for event in events:
@@ -319,7 +319,7 @@ class OllamaServing:
                     if event.text:
                         yield _line({**_part(model, event.text, chat), "done": False})
                 elif event.finish_reason == "error":
-                    yield _line({"error": f"Generation failed: {event.error}"})
+                    yield _line({"error": error_payload(event)["message"]})
                 else:
                     yield _line({**_part(model, "", chat), **self._final_stats(event, started)})
 
