@@ -23,6 +23,7 @@ from kataribe.engine.base import (
     SamplingParams,
     TextDelta,
 )
+from kataribe.engine.off_loop import generate_off_loop
 
 KOBOLDCPP_VERSION = "1.102"
 """The KoboldCpp release whose API we follow; clients enable features by this number."""
@@ -141,7 +142,7 @@ class KoboldServing:
         return done.text + (done.stop or "") if not trim_stop else done.text
 
     async def generate(self, body: KoboldGenerateRequest, request: Request) -> dict[str, Any]:
-        stream = self.engine.generate(self._request(body))
+        stream = await generate_off_loop(self.engine, self._request(body))
         async for event in follow(stream, request):
             if isinstance(event, GenerationDone):
                 raise_if_failed(event)
@@ -159,7 +160,7 @@ class KoboldServing:
         raise AssertionError("stream ended without a result")
 
     async def generate_stream(self, body: KoboldGenerateRequest, request: Request) -> AsyncIterator[bytes]:
-        events = await start_events(self.engine.generate(self._request(body)), request)
+        events = await start_events(await generate_off_loop(self.engine, self._request(body)), request)
         return self._events(events, body)
 
     async def _events(
