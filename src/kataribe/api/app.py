@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from kataribe import __version__
+from kataribe.api.body_limits import BodyLimits
 from kataribe.api.errors import install_error_handlers
 from kataribe.api.kobold.router import kobold_router
 from kataribe.api.kobold.serving import KoboldServing
@@ -103,6 +104,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(kobold_router(KoboldServing(engine), protected=bool(settings.api_key)))
 
+    app.add_middleware(BodyLimits)  # innermost: a refused body is answered after the access checks
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
