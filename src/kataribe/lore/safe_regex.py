@@ -27,6 +27,10 @@ MAX_REGEX_KEY_CHARS = 1_000
 # twice as long: small numbers keep a turn with hostile keys well under a second.
 SEARCH_TIMEOUT_S = 0.01  # one search of a pattern that needs backtracking
 SCAN_BUDGET_S = 0.1  # all such searches of one activation (one chat turn, one dry run)
+# RE2's memory for one pattern (program and DFA cache; past it RE2 still runs, in linear time, on
+# its slower NFA), and how many compiled patterns are kept: at most 1 GiB whatever the cards hold.
+RE2_MAX_MEM = 1024 * 1024
+KEPT_PATTERNS = 1024
 
 _JS_SPACE = r"\t\n\x0b\f\r \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 _JS_SPACE_RE2 = (
@@ -89,7 +93,7 @@ class KeyRegex:
         assert self._backtracking is not None
         if budget.left <= 0:
             raise RegexTimedOut(
-                f"not run: this scan's {_ms(SCAN_BUDGET_S)} for regexes that need backtracking were used up"
+                f"not run: this scan's {_ms(SCAN_BUDGET_S)} for regexes that need backtracking was used up"
             )
         limit = min(SEARCH_TIMEOUT_S, budget.left)
         start = time.perf_counter()
@@ -108,7 +112,7 @@ def _ms(seconds: float) -> str:
     return f"{round(seconds * 1000)} ms"
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=KEPT_PATTERNS)
 def compile_key_regex(pattern: str, flags: str) -> KeyRegex | RefusedRegex:
     """A JavaScript ``/pattern/flags`` key, ready to search, or why it is not run.
 
@@ -126,6 +130,7 @@ def compile_key_regex(pattern: str, flags: str) -> KeyRegex | RefusedRegex:
         options = re2.Options()
         options.log_errors = False
         options.never_capture = True
+        options.max_mem = RE2_MAX_MEM
         return KeyRegex(re2.compile(prefix + translated, options), None, sticky)
     except (re2.error, ValueError) as exc:
         re2_error = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
