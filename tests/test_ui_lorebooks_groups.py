@@ -309,3 +309,36 @@ def test_editor_shows_and_saves_sillytavern_entry_options(
         "matchPersonaDescription": True,
         "matchScenario": False,
     }
+
+
+def test_entry_form_and_test_box_show_why_a_regex_key_is_not_used(
+    page: Page, live: LiveServer, rest: httpx.Client
+) -> None:
+    unsafe = "/(a{1,100}){1,100}$/"  # too large to run in linear time: refused
+    behind = "/(?<=red )dragon/"  # lookbehind: runs, with a time limit
+    entry = {"uid": 1, "keys": [unsafe, behind, "dragon"], "secondary_keys": [], "content": "Dragons."}
+    r = rest.post("/lorebooks", json={"name": "Regexes", "data": {"name": "Regexes", "entries": [entry]}})
+    assert r.status_code == 201, r.text
+    open_page(page, live, f"lorebooks/{r.json()['id']}")
+    page.locator('#lore-entries tr[data-uid="1"]').click()
+    notes = page.locator("#lore-entry-keys-notes")
+    expect(notes.locator("li.refused")).to_have_count(1)
+    expect(notes.locator("li.refused")).to_contain_text(unsafe)
+    expect(notes.locator("li.refused")).to_contain_text("cannot be run in linear time")
+    expect(notes.locator("li.limited")).to_contain_text(behind)
+    notes.scroll_into_view_if_needed()
+    shot(page, "lorebook_key_refused.png")
+
+    page.locator("#lore-entry-secondary-keys").fill("/([a-z]/")  # typed: checked a moment later
+    secondary = page.locator("#lore-entry-secondary-keys-notes li.refused")
+    expect(secondary).to_contain_text("not a valid regular expression")
+    page.locator("#lore-entry-keys").fill("dragon")
+    expect(notes.locator("li")).to_have_count(0)
+
+    page.locator("#lore-entry-keys").fill(unsafe)
+    page.locator("#lore-entry-secondary-keys").fill("")
+    page.locator("#lore-test-text").fill("a" * 80)
+    page.locator("#lore-test-run").click()  # saves first, then tests
+    skipped = page.locator('#lore-skipped li[data-uid="1"]')
+    expect(skipped.locator(".lore-reason")).to_have_text("regex_key")
+    expect(skipped.locator(".lore-detail")).to_contain_text("cannot be run in linear time")

@@ -34,6 +34,19 @@ class ContextOverflow(InvalidRequest):
         self.n_ctx = n_ctx
 
 
+class PromptTooLong(ContextOverflow):
+    """Refused before tokenizing: the prompt's size in bytes alone shows it cannot fit."""
+
+    def __init__(self, size_bytes: int, fewest_tokens: int, n_ctx: int, *, reserve: int = 0) -> None:
+        super().__init__(fewest_tokens, n_ctx, reserve=reserve)
+        hint = f" plus {reserve} reserved for the reply" if reserve else ""
+        self.message = (
+            f"The prompt is {size_bytes:,} bytes, so at least {fewest_tokens:,} tokens{hint}, but the "
+            f"context holds {n_ctx}. Shorten the prompt or start the server with a larger --ctx-size."
+        )
+        self.args = (self.message,)
+
+
 class ModelNotFound(KataribeError):
     status_code = 404
     error_type = "invalid_request_error"

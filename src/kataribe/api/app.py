@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from kataribe import __version__
+from kataribe.api.body_limits import BodyLimits
 from kataribe.api.cors import CompatCors
 from kataribe.api.errors import install_error_handlers
 from kataribe.api.kobold.router import kobold_router
@@ -133,6 +134,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
         cors=OriginPatterns(settings.cors_origins),
         sessions=sessions,
     )
+    app.add_middleware(BodyLimits)  # innermost: a refused body is answered after the access checks
     app.add_middleware(JsonByDefault)
     app.add_middleware(AccessGuard, policy=policy)
     app.add_middleware(CompatCors, policy=policy)  # outside the guard: its 401/403 carry CORS too

@@ -7,6 +7,7 @@ import queue
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -202,6 +203,10 @@ class Capabilities:
     gpu_layers: int = 0
 
 
+# The loop a stream made in a worker thread hands its events to (engine/off_loop.py sets it).
+STREAM_LOOP: ContextVar[asyncio.AbstractEventLoop | None] = ContextVar("kataribe_stream_loop", default=None)
+
+
 class GenerationStream:
     """The events of one generation, produced by an engine thread, read sync or async.
 
@@ -220,7 +225,7 @@ class GenerationStream:
         try:
             self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
-            self._loop = None
+            self._loop = STREAM_LOOP.get()
         self._aq: asyncio.Queue[GenerationEvent] | None = asyncio.Queue() if self._loop is not None else None
         self._q: queue.SimpleQueue[GenerationEvent] = queue.SimpleQueue()
         self._cancel_hooks: list[Callable[[], None]] = []

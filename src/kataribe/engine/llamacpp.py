@@ -37,6 +37,7 @@ from kataribe.engine.base import (
 from kataribe.engine.chat_template import ChatTemplate, Rendered
 from kataribe.engine.gguf_meta import ModelInfo, inspect_gguf
 from kataribe.engine.kvcache import KvStateCache, common_prefix_len
+from kataribe.engine.prompt_bound import PromptBound
 from kataribe.engine.prompt_fit import fit_prompt
 from kataribe.engine.sampling import TokenSampler, build_sampler
 from kataribe.engine.textstream import StopStringFilter, Utf8StreamDecoder
@@ -131,6 +132,7 @@ class EmbeddedEngine:
         self.add_bos = bool(self._llm._model.add_bos_token())
         self._bos = self._llm.token_bos()
         self._text = TokenText(self._vocab, self.n_vocab)
+        self._prompt_bound = PromptBound.of_llama(self._vocab, self.n_vocab)
         eos = self._llm.token_eos()
         self._template = ChatTemplate(
             config.chat_template or self.info.chat_template,
@@ -251,7 +253,12 @@ class EmbeddedEngine:
             rendered = Rendered(request.prompt)
         else:
             raise InvalidRequest("Send either 'prompt' or 'messages'.", param="prompt")
-        tokens = self.tokenize(rendered.text, special=True, add_bos=self.add_bos)
+        text = rendered.text
+        if request.truncate_prompt:  # only its end can be kept: tokenize no more than that
+            text = self._prompt_bound.tail(text, tokens=self.n_ctx)
+        else:  # a prompt too long for the context is refused untokenized
+            self._prompt_bound.check(text, reserve=0, n_ctx=self.n_ctx)  # max_tokens: the exact check
+        tokens = self.tokenize(text, special=True, add_bos=self.add_bos)
         if self.add_bos and len(tokens) > 1 and tokens[0] == tokens[1] == self._bos:
             tokens = tokens[1:]  # the template already wrote a BOS
         if not tokens:

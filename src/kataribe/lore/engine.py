@@ -361,7 +361,23 @@ class _Activation:
             detail = f"the World Info budget of {self.budget} tokens is full"
         self.skipped.append(SkippedEntry(scan.book.name, scan.entry, reason, detail))
 
+    def _refused_keys(self) -> list[tuple[EntryScan, str]]:
+        """Entries with a key regex that was not run, each with the first such key and why."""
+        out = []
+        for scan in self.scans:
+            probes = (*scan.probes, *(scan.secondary or ()), *(scan.additional or ()), *(scan.exclude or ()))
+            probe = next((p for p in probes if p.refused is not None), None)
+            if probe is not None:
+                out.append((scan, f"key '{probe.key}' {probe.refused}"))
+        return out
+
     def _result(self) -> ActivationResult:
+        for scan, why in self._refused_keys():
+            if id(scan) in self.activated:
+                fired_scan, reason = self.activated[id(scan)]
+                self.activated[id(scan)] = (fired_scan, f"{reason} (not used: {why})")
+            else:
+                self._skip(scan, SkipReason.REGEX_KEY, why)
         fired = list(self.activated.values())
         for scan, _ in fired:
             self.timers.record_activation(scan.key, scan.entry)

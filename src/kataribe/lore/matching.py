@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Iterator
+from dataclasses import dataclass
 
-MAX_REGEX_KEY_CHARS = 1_000
+from kataribe.lore.safe_regex import KeyRegex, RefusedRegex, RegexBudget, RegexTimedOut, compile_key_regex
+
 _ASCII_WORD = frozenset(string.ascii_letters + string.digits + "_")
 _REGEX_KEY = re.compile(r"/(.+?)/([gimsuy]*)", re.S)
 _UNESCAPED_SLASH = re.compile(r"(?:^|[^\\])/")
 _REGEX_META = frozenset(".^$*+?()[]{}|\\")
-_JS_NAMED_GROUP = re.compile(r"\(\?<(?![=!])")
-_JS_BACKREF = re.compile(r"\\k<([A-Za-z_][A-Za-z0-9_]*)>")
 
 
 class Haystack:
@@ -23,12 +23,13 @@ class Haystack:
     with two set lookups instead of a search.
     """
 
-    __slots__ = ("_grams", "low", "raw")
+    __slots__ = ("_grams", "_utf8", "low", "raw")
 
     def __init__(self, raw: str, low: str) -> None:
         self.raw = raw
         self.low = low
         self._grams: frozenset[str] | None = None
+        self._utf8: bytes | None = None
 
     @classmethod
     def of(cls, text: str) -> Haystack:
@@ -45,14 +46,25 @@ class Haystack:
             self._grams = frozenset(triples | pairs | set(low))
         return self._grams
 
+    @property
+    def utf8(self) -> bytes:
+        """The text as written, in UTF-8 (what RE2 searches), encoded once."""
+        if self._utf8 is None:
+            self._utf8 = self.raw.encode("utf-8", "surrogatepass")
+        return self._utf8
+
 
 class KeyProbe:
-    """One compiled key; ``key`` is the key as written, for reasons shown to people."""
+    """One compiled key; ``key`` is the key as written, for reasons shown to people.
 
-    __slots__ = ("key",)
+    ``refused`` says why a regex key is not run (from the start, or since it ran out of time).
+    """
+
+    __slots__ = ("key", "refused")
 
     def __init__(self, key: str) -> None:
         self.key = key
+        self.refused: str | None = None
 
     def found_in(self, hay: Haystack) -> bool:
         raise NotImplementedError
@@ -108,24 +120,34 @@ class _WholeWord(_Substring):
 
 
 class _Regex(KeyProbe):
-    __slots__ = ("gram", "pattern", "sticky")
+    __slots__ = ("budget", "gram", "regex")
 
-    def __init__(self, key: str, pattern: re.Pattern[str], sticky: bool) -> None:
+    def __init__(self, key: str, pattern: str, regex: KeyRegex, budget: RegexBudget) -> None:
         super().__init__(key)
-        self.pattern = pattern
-        self.sticky = sticky
-        self.gram = _gram(literal_prefix(pattern.pattern))
+        self.regex = regex
+        self.budget = budget
+        self.gram = _gram(literal_prefix(pattern))
 
     def found_in(self, hay: Haystack) -> bool:
-        if self.gram and self.gram not in hay.grams:
+        if self.refused is not None or (self.gram and self.gram not in hay.grams):
             return False
-        if self.sticky:  # JavaScript's y flag: test() only matches at lastIndex 0
-            return self.pattern.match(hay.raw) is not None
-        return self.pattern.search(hay.raw) is not None
+        if self.regex.linear:
+            return self.regex.search_utf8(hay.utf8)
+        try:
+            return self.regex.search_text(hay.raw, self.budget)
+        except RegexTimedOut as exc:  # left out for the rest of this activation
+            self.refused = exc.reason
+            return False
 
 
-class _Never(KeyProbe):
+class _Refused(KeyProbe):
+    """A key regex that is not run (never matches); ``refused`` says why."""
+
     __slots__ = ()
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(key)
+        self.refused = reason
 
     def found_in(self, hay: Haystack) -> bool:
         return False
@@ -146,28 +168,6 @@ def split_regex_key(key: str) -> tuple[str, str] | None:
     return pattern.replace("\\/", "/", 1), flags
 
 
-def compile_js_regex(pattern: str, flags: str) -> tuple[re.Pattern[str], bool] | None:
-    """A JavaScript regex as a Python one, plus its sticky flag; ``None`` when it cannot be used.
-
-    Patterns that are too long or nest unbounded quantifiers (``(a+)+``, the usual catastrophic
-    backtracking shape) are refused: Python's ``re`` has no timeout.
-    """
-    if len(flags) != len(set(flags)) or len(pattern) > MAX_REGEX_KEY_CHARS or has_nested_quantifier(pattern):
-        return None
-    options = 0
-    if "i" in flags:
-        options |= re.IGNORECASE
-    if "s" in flags:
-        options |= re.DOTALL
-    if "m" in flags:
-        options |= re.MULTILINE
-    translated = _JS_BACKREF.sub(r"(?P=\1)", _JS_NAMED_GROUP.sub("(?P<", pattern)).replace("[^]", r"[\s\S]")
-    try:
-        return re.compile(translated, options), "y" in flags
-    except (re.error, OverflowError, RecursionError, ValueError):
-        return None
-
-
 def literal_prefix(pattern: str) -> str:
     """The plain text every match of ``pattern`` starts with ("" when unsure), to rule texts out fast."""
     depth = 0
@@ -184,23 +184,6 @@ def literal_prefix(pattern: str) -> str:
             return prefix
         prefix = pattern[: index + 1]
     return prefix
-
-
-def has_nested_quantifier(pattern: str) -> bool:
-    """True when a group holding an unbounded quantifier is itself repeated."""
-    stack: list[bool] = [False]  # per open group: does it hold an unbounded quantifier?
-    for i, char in _outside_classes(pattern):
-        if char == "(":
-            stack.append(False)
-        elif char == ")" and len(stack) > 1:
-            inner = stack.pop()
-            following = pattern[i + 1 : i + 2]
-            if inner and following in ("*", "+", "{"):
-                return True
-            stack[-1] = stack[-1] or inner or following in ("*", "+")
-        elif char in "*+" or (char == "{" and re.match(r"\{\d*,\}", pattern[i:])):
-            stack[-1] = True
-    return False
 
 
 def _outside_classes(pattern: str) -> Iterator[tuple[int, str]]:
@@ -220,11 +203,41 @@ def _outside_classes(pattern: str) -> Iterator[tuple[int, str]]:
         i += 1
 
 
+@dataclass(frozen=True, slots=True)
+class KeyCheck:
+    """What the lorebook editor shows for one key: why it is refused, or that it runs time-limited."""
+
+    key: str
+    refused: str | None
+    time_limited: bool
+
+
+def check_key(key: str, *, use_regex: bool = False, case_sensitive: bool = False) -> KeyCheck:
+    """How a key will be run, without scanning anything (the editor asks as keys are typed)."""
+    key = key.strip()
+    regex = split_regex_key(key)
+    if regex is not None:
+        compiled = compile_key_regex(*regex)
+    elif use_regex and not _REGEX_META.isdisjoint(key):
+        compiled = compile_key_regex(key, "" if case_sensitive else "i")
+        if isinstance(compiled, RefusedRegex) and compiled.invalid:
+            return KeyCheck(key, None, False)  # matched as plain text
+    else:
+        return KeyCheck(key, None, False)
+    if isinstance(compiled, RefusedRegex):
+        return KeyCheck(key, compiled.reason, False)
+    return KeyCheck(key, None, not compiled.linear)
+
+
 class KeyCompiler:
-    """Compiles keys once per activation call; identical keys with identical options share a probe."""
+    """Compiles keys once per activation call; identical keys with identical options share a probe.
+
+    Its ``budget`` bounds the time the activation spends in key regexes that need backtracking.
+    """
 
     def __init__(self) -> None:
         self._cache: dict[tuple[str, bool, bool, bool], KeyProbe | None] = {}
+        self.budget = RegexBudget()
 
     def compile(
         self, key: str, *, case_sensitive: bool, whole_words: bool, use_regex: bool = False
@@ -237,20 +250,23 @@ class KeyCompiler:
         self._cache[cache_key] = probe
         return probe
 
-    @staticmethod
-    def _build(key: str, case_sensitive: bool, whole_words: bool, use_regex: bool) -> KeyProbe | None:
+    def _build(self, key: str, case_sensitive: bool, whole_words: bool, use_regex: bool) -> KeyProbe | None:
         if not key:
             return None
         regex = split_regex_key(key)
         if regex is not None:
-            compiled = compile_js_regex(*regex)
-            return _Never(key) if compiled is None else _Regex(key, *compiled)
+            compiled = compile_key_regex(*regex)
+            if isinstance(compiled, RefusedRegex):
+                return _Refused(key, compiled.reason)
+            return _Regex(key, regex[0], compiled, self.budget)
         if use_regex and not _REGEX_META.isdisjoint(key):
             # V3 use_regex: the key is a bare pattern. SillyTavern writes use_regex=true on every
             # entry it exports, so a key that is not a valid pattern is matched as plain text.
-            compiled = compile_js_regex(key, "" if case_sensitive else "i")
-            if compiled is not None:
-                return _Regex(key, *compiled)
+            compiled = compile_key_regex(key, "" if case_sensitive else "i")
+            if isinstance(compiled, KeyRegex):
+                return _Regex(key, key, compiled, self.budget)
+            if not compiled.invalid:
+                return _Refused(key, compiled.reason)
         needle = key if case_sensitive else key.lower()
         if whole_words and len(needle.split()) == 1:
             return _WholeWord(key, needle, case_sensitive)

@@ -72,6 +72,7 @@ class SkipReason(StrEnum):
     DELAY = "delay"
     CHARACTER_FILTER = "character_filter"
     TRIGGER = "trigger"
+    REGEX_KEY = "regex_key"  # a key regex that was refused or ran out of time, and nothing else matched
 
 
 @dataclass(frozen=True, slots=True)

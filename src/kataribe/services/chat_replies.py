@@ -5,6 +5,7 @@ ChatService (chats.py) is a ChatReplies: the two halves share the context and th
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -48,8 +49,11 @@ class ReplyEvent:
 
 
 class ChatReplies:
+    """Its public methods block (they plan the turn and tokenize): call them with run_off_loop."""
+
     ctx: RoleplayContext
     _running: dict[int, GenerationStream]
+    _starting = threading.Lock()  # replies start in worker threads: one check-and-start at a time
 
     # -- generation -----------------------------------------------------------------------------
     def stop(self, chat_id: int) -> bool:
@@ -151,12 +155,13 @@ class ChatReplies:
         target: int | None = None,
     ) -> AsyncIterator[ReplyEvent]:
         """Start generating now (so a bad request fails before any byte is streamed)."""
-        if chat_id in self._running:
-            raise InvalidRequest(
-                "A reply is already being written in this chat; stop it first.", param="chat_id"
-            )
-        stream = self.ctx.engine.generate(request)
-        self._running[chat_id] = stream
+        with self._starting:
+            if chat_id in self._running:
+                raise InvalidRequest(
+                    "A reply is already being written in this chat; stop it first.", param="chat_id"
+                )
+            stream = self.ctx.engine.generate(request)
+            self._running[chat_id] = stream
         return self._follow(chat_id, stream, plan, request, mode=mode, target=target)
 
     async def _follow(

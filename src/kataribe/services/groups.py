@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kataribe.engine.off_loop import run_off_loop
 from kataribe.errors import InvalidRequest
 from kataribe.services.characters import card_of
 from kataribe.services.chat_replies import ReplyEvent
@@ -208,7 +209,8 @@ class GroupService:
         )
         for speaker in speakers:
             yield ReplyEvent("speaker", {"character_id": speaker})
-            async for event in self.chats.reply(chat_id, speaker_id=speaker):
+            # planning the turn (lore scan, prompt, tokenizing) happens off the event loop
+            async for event in await run_off_loop(self.chats.reply, chat_id, speaker_id=speaker):
                 yield event
 
     # -- auto-mode --

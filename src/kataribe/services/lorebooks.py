@@ -20,6 +20,7 @@ from kataribe.formats.lorebooks import (
     to_st_world,
 )
 from kataribe.lore.engine import ScanInput, activate_entries
+from kataribe.lore.matching import check_key
 from kataribe.lore.model import Lorebook as LoreBook
 from kataribe.lore.model import WorldInfoSettings
 from kataribe.lore.timed import LoreTimedState
@@ -192,6 +193,14 @@ class LorebookService:
                 "chats": [{"id": i, "title": title} for i, title in chats],
                 "personas": [{"id": i, "name": name} for i, name in personas],
             }
+
+    @staticmethod
+    def check_keys(keys: list[str], *, use_regex: bool, case_sensitive: bool) -> dict[str, Any]:
+        """Which keys will not run (regexes refused, with the reason) and which run time-limited."""
+        checks = [check_key(k, use_regex=use_regex, case_sensitive=case_sensitive) for k in keys]
+        return {
+            "keys": [{"key": c.key, "refused": c.refused, "time_limited": c.time_limited} for c in checks]
+        }
 
     def test(self, book_id: int, text: str, *, settings: dict[str, Any] | None = None) -> dict[str, Any]:
         """Which entries fire for ``text`` and why (the lorebook editor's test box)."""

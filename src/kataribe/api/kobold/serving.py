@@ -31,6 +31,7 @@ from kataribe.engine.instruct_tags import (
     derive_instruct_tags,
     replace_instruct_placeholders,
 )
+from kataribe.engine.off_loop import generate_off_loop
 from kataribe.errors import InvalidRequest
 
 KOBOLDCPP_VERSION = "1.102"
@@ -177,7 +178,7 @@ class KoboldServing:
         return done.text + (done.stop or "") if not trim_stop else done.text
 
     async def generate(self, body: KoboldGenerateRequest, request: Request) -> dict[str, Any]:
-        stream = self.jobs.add(self.engine.generate(self._request(body)))
+        stream = self.jobs.add(await generate_off_loop(self.engine, self._request(body)))
         async for event in follow(stream, request):
             if isinstance(event, GenerationDone):
                 raise_if_failed(event)
@@ -196,7 +197,7 @@ class KoboldServing:
 
     async def generate_stream(self, body: KoboldGenerateRequest, request: Request) -> AsyncIterator[bytes]:
         """Queued now (a bad request is a 4xx before any byte); the response starts at once."""
-        stream = self.jobs.add(self.engine.generate(self._request(body)))
+        stream = self.jobs.add(await generate_off_loop(self.engine, self._request(body)))
         return self._events(follow(stream, request), body)
 
     async def _events(

@@ -23,6 +23,7 @@ from kataribe.engine.base import (
     TextDelta,
     TokenLogprob,
 )
+from kataribe.engine.off_loop import generate_off_loop
 from kataribe.errors import InvalidRequest, ModelNotFound
 
 OPENAI_FINISH = {"stop": "stop", "length": "length", "cancelled": "stop", "error": "stop"}
@@ -182,7 +183,7 @@ class OpenAIServing:
     # -- chat --
     async def chat(self, body: ChatCompletionRequest, request: Request) -> dict[str, Any]:
         model = check_model(self.engine, body.model)
-        stream = self.engine.generate(chat_request(body))
+        stream = await generate_off_loop(self.engine, chat_request(body))
         logprob_entries: list[TokenLogprob] = []
         async for event in follow(stream, request):
             if isinstance(event, TextDelta):
@@ -214,7 +215,7 @@ class OpenAIServing:
 
     async def chat_stream(self, body: ChatCompletionRequest, request: Request) -> AsyncIterator[bytes]:
         model = check_model(self.engine, body.model)
-        events = follow(self.engine.generate(chat_request(body)), request)
+        events = follow(await generate_off_loop(self.engine, chat_request(body)), request)
         cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
         def chunk(
@@ -247,7 +248,7 @@ class OpenAIServing:
     async def complete(self, body: CompletionRequest, request: Request) -> dict[str, Any]:
         model = check_model(self.engine, body.model)
         gen = completion_request(body)
-        stream = self.engine.generate(gen)
+        stream = await generate_off_loop(self.engine, gen)
         entries: list[TokenLogprob] = []
         async for event in follow(stream, request):
             if isinstance(event, TextDelta):
@@ -275,7 +276,7 @@ class OpenAIServing:
     async def complete_stream(self, body: CompletionRequest, request: Request) -> AsyncIterator[bytes]:
         model = check_model(self.engine, body.model)
         gen = completion_request(body)
-        events = follow(self.engine.generate(gen), request)
+        events = follow(await generate_off_loop(self.engine, gen), request)
         cid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
 
         def chunk(text: str, finish: str | None, logprobs: Any = None, **extra: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from kataribe.api.roleplay.schemas import (
 )
 from kataribe.api.roleplay.services import RoleplayServices
 from kataribe.api.roleplay.sse import reply_stream
+from kataribe.engine.off_loop import run_off_loop
 from kataribe.errors import InvalidRequest
 from kataribe.services.chat_replies import ReplyEvent
 from kataribe.store.chats import ChatRepository
@@ -64,7 +65,7 @@ def chats_router(rp: RoleplayServices) -> APIRouter:
     @router.post("/chats/{chat_id}/messages")
     async def send(chat_id: int, body: SendBody, request: Request) -> Any:
         """Append the user's message; with ``generate`` the reply streams back as SSE."""
-        user_msg, events = chats.send(chat_id, body.text, generate=body.generate)
+        user_msg, events = await run_off_loop(chats.send, chat_id, body.text, generate=body.generate)
         if events is None:
             return user_msg
         return reply_stream(
@@ -76,12 +77,13 @@ def chats_router(rp: RoleplayServices) -> APIRouter:
 
     @router.post("/chats/{chat_id}/reply")
     async def reply(chat_id: int, body: ReplyBody, request: Request) -> StreamingResponse:
-        events = chats.reply(chat_id, speaker_id=body.character_id)
+        events = await run_off_loop(chats.reply, chat_id, speaker_id=body.character_id)
         return reply_stream(request, events, on_disconnect=lambda: chats.stop(chat_id))
 
     @router.post("/chats/{chat_id}/impersonate")
     async def impersonate(chat_id: int, request: Request) -> StreamingResponse:
-        return reply_stream(request, chats.impersonate(chat_id), on_disconnect=lambda: chats.stop(chat_id))
+        events = await run_off_loop(chats.impersonate, chat_id)
+        return reply_stream(request, events, on_disconnect=lambda: chats.stop(chat_id))
 
     @router.post("/chats/{chat_id}/stop")
     def stop(chat_id: int) -> dict[str, bool]:
@@ -90,14 +92,14 @@ def chats_router(rp: RoleplayServices) -> APIRouter:
     @router.post("/messages/{message_id}/regenerate")
     async def regenerate(message_id: int, request: Request) -> StreamingResponse:
         chat_id = chat_of_message(message_id)
-        return reply_stream(request, chats.regenerate(message_id), on_disconnect=lambda: chats.stop(chat_id))
+        events = await run_off_loop(chats.regenerate, message_id)
+        return reply_stream(request, events, on_disconnect=lambda: chats.stop(chat_id))
 
     @router.post("/messages/{message_id}/continue")
     async def continue_message(message_id: int, request: Request) -> StreamingResponse:
         chat_id = chat_of_message(message_id)
-        return reply_stream(
-            request, chats.continue_message(message_id), on_disconnect=lambda: chats.stop(chat_id)
-        )
+        events = await run_off_loop(chats.continue_message, message_id)
+        return reply_stream(request, events, on_disconnect=lambda: chats.stop(chat_id))
 
     @router.patch("/messages/{message_id}")
     def patch_message(message_id: int, body: MessagePatch) -> dict[str, Any]:

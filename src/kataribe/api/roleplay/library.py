@@ -12,6 +12,7 @@ from kataribe.api.roleplay.schemas import (
     FavoriteBody,
     LorebookBody,
     LorebookLink,
+    LoreKeysCheck,
     LoreTest,
     PersonaBody,
     PersonaLock,
@@ -165,6 +166,13 @@ def library_router(rp: RoleplayServices) -> APIRouter:
     @router.get("/lorebooks/{book_id}/links")
     def lorebook_links(book_id: int) -> dict[str, Any]:
         return rp.lorebooks.links(book_id)
+
+    @router.post("/lorebooks/check-keys")
+    def check_lore_keys(body: LoreKeysCheck) -> dict[str, Any]:
+        """How each key will run: refused regexes with the reason, time-limited ones (the entry form)."""
+        return rp.lorebooks.check_keys(
+            body.keys, use_regex=body.use_regex, case_sensitive=body.case_sensitive
+        )
 
     @router.post("/lorebooks/{book_id}/test")
     def test_lorebook(book_id: int, body: LoreTest) -> dict[str, Any]:

@@ -52,6 +52,12 @@ class LoreTest(_Body):
     settings: dict[str, Any] | None = None
 
 
+class LoreKeysCheck(_Body):
+    keys: list[str] = Field(max_length=1_000)
+    use_regex: bool = False
+    case_sensitive: bool = False
+
+
 class NewChat(_Body):
     character_id: int
     persona_id: int | None = None

@@ -1,7 +1,8 @@
 // One lorebook entry's form (every LoreEntry field, SillyTavern's options kept in `extensions`) and the
 // optional-number/optional-boolean inputs the book settings share.
 // Its strings are registered by lorebooks.js, which is the only page that imports this module.
-import { el } from "../dom.js";
+import { api } from "../api.js";
+import { clear, el } from "../dom.js";
 import { t } from "../i18n.js";
 
 export const POSITIONS = ["before_char", "after_char", "an_top", "an_bottom", "at_depth", "em_top", "em_bottom", "outlet"];
@@ -45,6 +46,8 @@ export function newEntry(uid) {
 // The form writes each change straight into `entry` (a field that does not parse is left as it was).
 export function entryForm(entry, onChange) {
   const form = el("div", { class: "form lore-form", dataset: { uid: entry.uid } });
+  const notes = { keys: keyNotes(entry, "keys"), secondary_keys: keyNotes(entry, "secondary_keys") };
+  const recheck = { keys: [notes.keys], secondary_keys: [notes.secondary_keys], use_regex: Object.values(notes), case_sensitive: Object.values(notes) };
   for (const [name, kind] of ENTRY_FIELDS) {
     const label = t(`lore.f.${name}`);
     const input = fieldInput(name, kind, entry[name]);
@@ -53,13 +56,41 @@ export function entryForm(entry, onChange) {
         entry[name] = readField(kind, input, entry[name], label);
         input.classList.remove("invalid");
         onChange();
+        for (const note of recheck[name] || []) note.refresh();
       } catch (_) { input.classList.add("invalid"); }
     });
     if (kind === "bool") form.append(el("label", { class: "check" }, input, label));
     else form.append(el("label", { class: kind === "textarea" || kind === "list" ? "wide" : "" }, kind === "list" ? `${label} (${t("lore.onePerLine")})` : label, input));
+    if (notes[name]) form.append(notes[name].box);
   }
   form.append(extrasForm(entry, onChange));
+  for (const note of Object.values(notes)) note.refresh(0);
   return form;
+}
+
+// What the server will do with a list of keys: regexes it refuses (and why) and those that run with a
+// time limit. Asked again a moment after each edit; an answer to an older edit is dropped.
+function keyNotes(entry, name) {
+  const box = el("ul", { class: "lore-key-notes wide", id: `lore-entry-${name.replaceAll("_", "-")}-notes`, "aria-live": "polite" });
+  let timer = null;
+  let asked = 0;
+  const show = (checks) => clear(box).append(...checks.filter((c) => c.refused || c.time_limited).map((c) => el("li",
+    { class: c.refused ? "refused" : "limited", dataset: { key: c.key } },
+    c.refused ? t("lore.keyRefused", { key: c.key, reason: c.refused }) : t("lore.keyTimeLimited", { key: c.key }))));
+  const refresh = (delay = 300) => {
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      const ticket = ++asked;
+      const keys = entry[name] || [];
+      if (!keys.some((k) => /[\\^$.*+?()[\]{}|]/.test(k))) { show([]); return; } // plain words always run
+      try {
+        const body = { keys, use_regex: Boolean(entry.use_regex), case_sensitive: entry.case_sensitive === true };
+        const result = await api("/api/lorebooks/check-keys", { method: "POST", body });
+        if (ticket === asked) show(result.keys);
+      } catch (_) { /* the notes are advice: the form works without them */ }
+    }, delay);
+  };
+  return { box, refresh };
 }
 
 function readExt(entry, name) {
