@@ -28,6 +28,7 @@ from kataribe.engine.base import (
     TokenLogprob,
     Usage,
 )
+from kataribe.engine.off_loop import generate_off_loop
 from kataribe.errors import InvalidRequest
 
 
@@ -202,7 +203,7 @@ class LlamaServerServing:
         if job.n_predict == 0:
             return await self._nothing_to_predict(job)
         probs: list[TokenLogprob] = []
-        async for event in follow(self.engine.generate(job.request), request):
+        async for event in follow(await generate_off_loop(self.engine, job.request), request):
             if isinstance(event, TextDelta):
                 probs.extend(event.logprobs)
                 continue
@@ -218,7 +219,9 @@ class LlamaServerServing:
         if job.n_predict == 0:
             final = await self._nothing_to_predict(job)
             return _single(_sse({**final, "generation_settings": self._settings(job, True)}))
-        events = follow(self.engine.generate(job.request), request)  # headers go out before the prompt
+        events = follow(
+            await generate_off_loop(self.engine, job.request), request
+        )
 
         async def chunks() -> AsyncIterator[bytes]:
             async for event in events:

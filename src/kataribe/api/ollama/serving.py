@@ -24,6 +24,7 @@ from kataribe.engine.base import (
     SamplingParams,
     TextDelta,
 )
+from kataribe.engine.off_loop import generate_off_loop
 from kataribe.errors import InvalidRequest, ModelNotFound, NotSupported
 
 log = logging.getLogger(__name__)
@@ -301,7 +302,7 @@ class OllamaServing:
         self, gen: GenerationRequest, model: str, request: Request, *, chat: bool
     ) -> dict[str, Any]:
         started = time.monotonic_ns()
-        async for event in follow(self.engine.generate(gen), request):
+        async for event in follow(await generate_off_loop(self.engine, gen), request):
             if isinstance(event, GenerationDone):
                 raise_if_failed(event)
                 return {**_part(model, event.text, chat), **self._final_stats(event, started)}
@@ -311,7 +312,9 @@ class OllamaServing:
         self, gen: GenerationRequest, model: str, request: Request, *, chat: bool
     ) -> AsyncIterator[bytes]:
         started = time.monotonic_ns()
-        events = follow(self.engine.generate(gen), request)  # headers go out before the prompt is read
+        events = follow(
+            await generate_off_loop(self.engine, gen), request
+        )
 
         async def lines() -> AsyncIterator[bytes]:
             async for event in events:
