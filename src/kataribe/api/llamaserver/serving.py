@@ -219,9 +219,7 @@ class LlamaServerServing:
         if job.n_predict == 0:
             final = await self._nothing_to_predict(job)
             return _single(_sse({**final, "generation_settings": self._settings(job, True)}))
-        events = follow(
-            await generate_off_loop(self.engine, job.request), request
-        )
+        events = follow(await generate_off_loop(self.engine, job.request), request)
 
         async def chunks() -> AsyncIterator[bytes]:
             async for event in events:

@@ -312,9 +312,7 @@ class OllamaServing:
         self, gen: GenerationRequest, model: str, request: Request, *, chat: bool
     ) -> AsyncIterator[bytes]:
         started = time.monotonic_ns()
-        events = follow(
-            await generate_off_loop(self.engine, gen), request
-        )
+        events = follow(await generate_off_loop(self.engine, gen), request)
 
         async def lines() -> AsyncIterator[bytes]:
             async for event in events:
