@@ -22,6 +22,7 @@ from kataribe.api.roleplay.library import library_router
 from kataribe.api.roleplay.services import RoleplayServices
 from kataribe.api.roleplay.transfer import transfer_router
 from kataribe.api.security import AccessGuard, JsonByDefault, allowed_host_names
+from kataribe.api.text_guard import RefuseLoneSurrogates
 from kataribe.api.web.connection import connection_router
 from kataribe.api.web.expressions import expressions_router
 from kataribe.api.web.headers import SecurityHeaders
@@ -87,6 +88,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
 
     roleplay = RoleplayServices.build(RoleplayContext.open(settings.data_dir, engine, settings.database_url))
     app.state.roleplay = roleplay
+    roleplay.ctx.collect_assets()
     app.include_router(library_router(roleplay))
     app.include_router(chats_router(roleplay))
     app.include_router(transfer_router(roleplay))
@@ -103,6 +105,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(kobold_router(KoboldServing(engine), protected=bool(settings.api_key)))
 
+    app.add_middleware(RefuseLoneSurrogates)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -18,7 +18,7 @@ from sqlalchemy import Column as SqlColumn
 from kataribe.errors import InvalidRequest
 from kataribe.store.assets import check_sha256, normalize_mime, sniff_mime
 from kataribe.store.errors import InvalidValue
-from kataribe.store.fields import MAX_TEXT_CHARS, checked_json_object, checked_text
+from kataribe.store.fields import MAX_JSON_DOCUMENT_CHARS, MAX_TEXT_CHARS, checked_json_object, checked_text
 from kataribe.store.models import (
     ACTIVATION_STRATEGIES,
     ASSET_KINDS,
@@ -32,7 +32,6 @@ from kataribe.store.models import (
 
 BACKUP_FORMAT = "kataribe-backup"
 BACKUP_VERSION = 1
-MAX_JSON_FIELD_CHARS = 64 * 1024 * 1024  # a card or lorebook may be large; the document is in memory anyway
 _INT64 = 2**63
 _IMAGE_MIMES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 _OWN_KEYS = ("format", "version", "created_at")
@@ -83,7 +82,7 @@ def _object(where: str, value: object) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _fail(where, "a JSON object", value)
     try:
-        return checked_json_object(where, value, max_chars=MAX_JSON_FIELD_CHARS)
+        return checked_json_object(where, value, max_chars=MAX_JSON_DOCUMENT_CHARS)
     except InvalidValue as exc:
         raise BackupFormatError(exc.message) from None
 

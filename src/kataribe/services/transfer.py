@@ -24,7 +24,16 @@ from kataribe.services.backup import (
 )
 from kataribe.services.context import RoleplayContext
 from kataribe.services.st_chats import export_st_chat, import_st_chat
-from kataribe.store.models import Asset, Character, Chat, GlobalVariable, Group, Lorebook, Persona
+from kataribe.store.models import (
+    Asset,
+    Character,
+    Chat,
+    GlobalVariable,
+    Group,
+    Lorebook,
+    ModelEntry,
+    Persona,
+)
 
 __all__ = ["export_backup", "export_st_chat", "import_st_chat", "restore_backup"]
 
@@ -136,11 +145,15 @@ def _mapped(
 
 
 def _rows_to_insert(session: Session, spec: TableSpec, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Assets already described by a row are kept; global variables in the backup replace their
-    namesakes (the only tables that may hold rows in an otherwise empty library)."""
+    """Assets already described by a row are kept, and so are models registered at the same path (a
+    fresh data dir has the built-in model); global variables in the backup replace their namesakes.
+    These are the only tables that may hold rows in an otherwise empty library."""
     if spec.table is Asset.__table__:
         present = _existing(session, Asset.sha256, [row["sha256"] for row in rows])
         return [row for row in rows if row["sha256"] not in present]
+    if spec.table is ModelEntry.__table__:
+        present = _existing(session, ModelEntry.path, [row["path"] for row in rows])
+        return [row for row in rows if row["path"] not in present]
     if spec.table is GlobalVariable.__table__:
         names = [row["name"] for row in rows]
         for start in range(0, len(names), _IN_CHUNK):
