@@ -122,8 +122,7 @@ def checked_json_value(field: str, value: object, *, max_chars: int = MAX_JSON_D
 
 def _surrogate_message(where: str) -> str:
     return (
-        f"'{where}' contains an unpaired surrogate (broken UTF-16 text such as \\ud800); "
-        "fix the source text."
+        f"'{where}' contains an unpaired surrogate (broken UTF-16 text such as \\ud800); fix the source text."
     )
 
 
