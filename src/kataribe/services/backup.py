@@ -19,6 +19,7 @@ from kataribe.errors import InvalidRequest
 from kataribe.store.assets import check_sha256, normalize_mime, sniff_mime
 from kataribe.store.errors import InvalidValue
 from kataribe.store.fields import MAX_JSON_DOCUMENT_CHARS, MAX_TEXT_CHARS, checked_json_object, checked_text
+from kataribe.store.images import check_image_size
 from kataribe.store.models import (
     ACTIVATION_STRATEGIES,
     ASSET_KINDS,
@@ -351,6 +352,10 @@ def _check_files(raw: list[Any], assets: list[dict[str, Any]], max_bytes: int) -
             raise BackupFormatError(f"{where}.size says {asset['size']} bytes but the file has {len(blob)}.")
         if asset["mime"] in _IMAGE_MIMES and sniff_mime(blob) != asset["mime"]:
             raise BackupFormatError(f"{where} claims to be {asset['mime']} but its bytes are not.")
+        try:
+            check_image_size(blob)
+        except InvalidValue as exc:
+            raise BackupFormatError(f"{where}: {exc.message}") from None
         files[sha] = blob
     return files
 
