@@ -43,7 +43,7 @@ class RoleplayContext:
     def collect_assets(self) -> Collected:
         """At start, before any request: every unreferenced asset and stale temporary file goes
         (nothing can be in flight, so young files are not spared)."""
-        return collect_assets(self.db, self.assets, young_s=0)
+        return collect_assets(self.db, self.assets, young_s=0, whole_store=True)
 
     def count_tokens(self, text: str) -> int:
         """The loaded model's token count, remembered per model (a switch of model recounts)."""

@@ -8,6 +8,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Column, Table, and_, delete, exists, select
@@ -48,9 +49,12 @@ def asset_references() -> list[tuple[Table, Column[Any]]]:
     return found
 
 
-def collect_assets(db: Database, store: AssetStore, *, young_s: float = YOUNG_FILE_S) -> Collected:
-    """Delete asset rows that no row references and then every file in the store without a row,
-    with temporary files left by a write that never finished; files younger than ``young_s`` stay."""
+def collect_assets(
+    db: Database, store: AssetStore, *, young_s: float = YOUNG_FILE_S, whole_store: bool = False
+) -> Collected:
+    """Delete asset rows that no row references, and their files. With ``whole_store`` (at start)
+    also every file in the store without a row and the temporary files of writes that never
+    finished (a killed import or restore). Files younger than ``young_s`` stay."""
     done = Collected()
     unreferenced = and_(*(~exists().where(column == Asset.sha256) for _table, column in asset_references()))
     try:
@@ -58,28 +62,31 @@ def collect_assets(db: Database, store: AssetStore, *, young_s: float = YOUNG_FI
             done.rows = list(session.scalars(select(Asset.sha256).where(unreferenced)))
             if done.rows:
                 session.execute(delete(Asset).where(Asset.sha256.in_(done.rows)).where(unreferenced))
-        with db.read_session() as session:
-            listed = set(session.scalars(select(Asset.sha256)))
+        listed: set[str] = set()
+        if whole_store:
+            with db.read_session() as session:
+                listed = set(session.scalars(select(Asset.sha256)))
     except SQLAlchemyError as exc:  # busy (a long restore holds the write lock): next time
         log.warning("asset collection skipped: %s", str(exc)[:200])
         return done
+    paths = _store_files(store) if whole_store else [store.path(sha) for sha in done.rows]
     cutoff = time.time() - young_s
-    for path in _store_files(store):
+    for path in paths:
         name = path.name
         try:
             if path.stat().st_mtime > cutoff:
                 continue
             if name.startswith(TEMP_PREFIX):
-                os.unlink(path.path)
+                path.unlink()
                 done.temporary += 1
             elif _HASH_NAME.fullmatch(name) and name not in listed:
-                os.unlink(path.path)
+                path.unlink()
                 done.files += 1
         except FileNotFoundError:
             continue
     if done.rows or done.files or done.temporary:
         log.info(
-            "collected %d unreferenced assets, %d orphan files, %d temporary files",
+            "collected %d unreferenced assets, %d files, %d temporary files",
             len(done.rows),
             done.files,
             done.temporary,
@@ -87,15 +94,16 @@ def collect_assets(db: Database, store: AssetStore, *, young_s: float = YOUNG_FI
     return done
 
 
-def _store_files(store: AssetStore) -> list[os.DirEntry[str]]:
-    entries: list[os.DirEntry[str]] = []
+def _store_files(store: AssetStore) -> list[Path]:
+    """Files in the store's ``ab/cd/`` folders (nothing else there is Kataribe's to remove)."""
+    found: list[Path] = []
     if not store.root.is_dir():
-        return entries
+        return found
     for first in _dirs(store.root):
         for second in _dirs(first.path):
             with contextlib.suppress(OSError), os.scandir(second.path) as files:
-                entries.extend(entry for entry in files if entry.is_file(follow_symlinks=False))
-    return entries
+                found.extend(Path(entry.path) for entry in files if entry.is_file(follow_symlinks=False))
+    return found
 
 
 def _dirs(path: str | os.PathLike[str]) -> list[os.DirEntry[str]]:
