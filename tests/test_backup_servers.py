@@ -137,7 +137,7 @@ def test_health_answers_within_a_second_while_a_large_restore_runs(
     servers: list[Server] = []
     try:
         first = start(servers, engine, tmp_path, "big")
-        _long_chat(first, 30_000)
+        _long_chat(first, 50_000)
         backup = first.api.get("/backup").content
         second = start(servers, engine, tmp_path, "fresh")
 
@@ -159,8 +159,9 @@ def test_health_answers_within_a_second_while_a_large_restore_runs(
                 slowest = max(slowest, time.monotonic() - began)
                 time.sleep(0.05)
         worker.join()
+        print(f"restore {result['seconds']:.1f} s, slowest /health {slowest * 1000:.0f} ms")
         assert result["status"] == 200
-        assert result["seconds"] > 2, (
+        assert result["seconds"] > 1.5, (
             f"the restore took {result['seconds']:.1f} s: too short to prove anything"
         )
         assert slowest < 1.0, f"/health took {slowest:.2f} s during a {result['seconds']:.1f} s restore"

@@ -12,11 +12,23 @@ from typing import Any
 import httpx
 import pytest
 
+from kataribe.engine.llamacpp import EmbeddedEngine
 from kataribe.store.fields import MAX_TEXT_CHARS
-from tests.conftest import api_client, own_live_server
+from tests.conftest import LiveServer, api_client, serve
 from tests.hostile import card_json, card_png, charx, png
 
-live = own_live_server("hostile-data")
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def live(
+    request: pytest.FixtureRequest, engine: EmbeddedEngine, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """The whole module runs against a live server on SQLite (the default) and on PostgreSQL."""
+    url = None if request.param == "sqlite" else request.getfixturevalue("postgres").new_database()
+    server = serve(engine, tmp_path_factory.mktemp(f"hostile-{request.param}"), database_url=url)
+    yield server
+    server.stop()
+
+
 api = api_client("api")
 LONE = "a\ud800b"
 
