@@ -137,7 +137,7 @@ def test_health_answers_within_a_second_while_a_large_restore_runs(
     servers: list[Server] = []
     try:
         first = start(servers, engine, tmp_path, "big")
-        _long_chat(first, 50_000)
+        _long_chat(first, 30_000)
         backup = first.api.get("/backup").content
         second = start(servers, engine, tmp_path, "fresh")
 
