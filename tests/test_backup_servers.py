@@ -3,7 +3,9 @@ server; unreferenced assets and stale files are collected after deletes and at s
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -19,7 +21,7 @@ from kataribe.settings import Settings
 from kataribe.store.chats import ChatRepository
 from kataribe.store.fields import MAX_TEXT_CHARS
 from kataribe.store.models import Chat, Message
-from tests.conftest import LiveServer, free_port
+from tests.conftest import VENV_BIN, LiveServer, free_port, wait_http
 from tests.hostile import png
 
 BIG_SPRITE_BYTES = 15 * 1024 * 1024  # under the 16 MiB sprite limit
@@ -223,6 +225,71 @@ def test_assets_nothing_references_are_collected_after_a_delete_and_stale_files_
         assert not orphan.exists() and not temporary.exists()
         for sha in (sprites["joy"], avatar):
             assert restarted.api.get(f"/assets/{sha}").status_code == 200
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_a_restore_killed_midway_leaves_no_stray_file_after_a_restart(
+    engine: EmbeddedEngine, tmp_path: Path
+) -> None:
+    """SIGKILL a real ``kataribe serve`` while it writes a restore's files (rows inserted, nothing
+    committed): the next start removes every file no row lists, and the restore then succeeds."""
+    servers: list[Server] = []
+    try:
+        source = start(servers, engine, tmp_path, "source")
+        character = source.api.post("/characters", json={"name": "Many sprites"}).json()["id"]
+        for n in range(60):
+            image = png(64 + n, 64, padding=1024 * 1024)
+            source.api.post(
+                f"/characters/{character}/sprites", data={"label": f"s{n}"}, files={"file": ("s.png", image)}
+            )
+        backup = source.api.get("/backup").content
+
+        target = tmp_path / "killed"
+        port = free_port()
+        env = {**os.environ, "KATARIBE_DATA_DIR": str(target)}
+        command = [
+            str(VENV_BIN / "kataribe"),
+            "serve",
+            "--port",
+            str(port),
+            "--threads",
+            "1",
+            "--ctx-size",
+            "512",
+        ]
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/health", proc=proc)
+
+            def restore() -> None:
+                with contextlib.suppress(httpx.HTTPError):
+                    httpx.post(
+                        f"http://127.0.0.1:{port}/api/backup/restore",
+                        files={"file": ("b.json", backup)},
+                        timeout=120,
+                    )
+
+            worker = threading.Thread(target=restore)
+            worker.start()
+            deadline = time.monotonic() + 120
+            while not _asset_files(target) and time.monotonic() < deadline:
+                time.sleep(0.002)
+            proc.kill()
+            worker.join()
+        finally:
+            proc.kill()
+            proc.wait(20)
+        left = _asset_files(target)
+        assert left, "the restore wrote no file before it was killed"
+
+        restarted = start(servers, engine, tmp_path, "killed")
+        assert restarted.api.get("/characters").json() == []
+        assert _asset_files(target) == set(), "files no row lists are left after the restart"
+        restored = restarted.api.post("/backup/restore", files={"file": ("b.json", backup)})
+        assert restored.status_code == 200, restored.text[:300]
+        assert len(_asset_files(target)) == 60
     finally:
         for server in servers:
             server.stop()
