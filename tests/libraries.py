@@ -20,7 +20,8 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
     max_leaves=10,
 )
-TINY_PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(range(40))
+TINY_PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00\x00\x00\x01" * 2 + bytes(range(32))
+"""A PNG header declaring 1 x 1 pixels (sizes past the pixel cap are refused), then filler bytes."""
 
 
 def open_library(path: Path, database_url: str | None = None) -> RoleplayContext:

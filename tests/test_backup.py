@@ -41,6 +41,7 @@ from kataribe.store.models import (
     character_lorebooks,
     chat_lorebooks,
 )
+from tests.hostile import png
 from tests.libraries import TINY_PNG, json_values, new_character, open_library, row_count
 
 # -- full backup ----------------------------------------------------------------------------------
@@ -353,7 +354,8 @@ def _new_group(s: Session) -> int:
 
 
 def encoded(document: dict[str, Any]) -> bytes:
-    return json.dumps(document, ensure_ascii=False).encode("utf-8")
+    # ASCII escapes: a lone surrogate put in by a test goes into the file as \ud800, as in a real one
+    return json.dumps(document).encode("ascii")
 
 
 def assert_nothing_stored(library: RoleplayContext) -> None:
@@ -421,6 +423,17 @@ def _fake_png(document: dict[str, Any]) -> None:
         character["avatar_sha256"] = asset["sha256"] if character["avatar_sha256"] == old else None
 
 
+def _huge_png(document: dict[str, Any]) -> None:
+    huge = png(100_000, 100_000)
+    asset = document["assets"][0]
+    old = asset["sha256"]
+    asset.update(
+        sha256=hashlib.sha256(huge).hexdigest(), size=len(huge), data=base64.b64encode(huge).decode()
+    )
+    for character in document["characters"]:
+        character["avatar_sha256"] = asset["sha256"] if character["avatar_sha256"] == old else None
+
+
 @pytest.mark.parametrize(
     ("change", "fragment"),
     [
@@ -454,6 +467,11 @@ def _fake_png(document: dict[str, Any]) -> None:
         (_cycle, "own ancestors"),
         (_cross_chat_parent, "not of chat"),
         (_fake_png, "claims to be image/png"),
+        (_huge_png, "declares 100,000 x 100,000 pixels"),
+        (_set("characters", 0, "name", "x" * 1_000_001), "the limit is 1,000,000"),
+        (_set("characters", 0, "card", {"data": {"description": "x" * 1_000_001}}), "the limit is 1,000,000"),
+        (_set("groups", 0, "name", "lone \ud800"), "'groups[0].name' contains an unpaired"),
+        (_set("characters", 0, "card", {"data": {"name": "\udc00"}}), "card.data.name' contains an unpaired"),
     ],
 )
 def test_a_hostile_backup_is_refused_naming_the_problem(

@@ -348,11 +348,17 @@ def test_exports_do_not_share_mutable_state_with_the_card() -> None:
     assert card.extensions["x_unknown"] == [1, {"deep": None}] and "mutated" not in card.tags
 
 
-def test_json_with_bom_and_lone_surrogates_imports() -> None:
-    raw = b"\xef\xbb\xbf" + b'{"name": "Bad \\ud800 pair", "description": "ok"}'
-    card = import_card(raw).card
-    assert card.name == "Bad \ufffd pair"
+def test_json_with_bom_imports_and_lone_surrogates_are_refused_naming_the_field() -> None:
+    card = import_card(b"\xef\xbb\xbf" + b'{"name": "Good \\ud83d\\ude00 pair", "description": "ok"}').card
+    assert card.name == "Good \U0001f600 pair"
     assert import_card(export_card_json(card)).card == card
+    raw = (
+        b'{"data": {"name": "x", "alternate_greetings": ["ok", "Bad \\ud800 half"]}, "spec": "chara_card_v2"}'
+    )
+    with pytest.raises(
+        CardFormatError, match=r"'data\.alternate_greetings\[1\]' contains an unpaired surrogate"
+    ):
+        import_card(raw)
 
 
 # ---------------------------------------------------------------- assets: CHARX, RisuAI, data URIs

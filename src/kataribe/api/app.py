@@ -30,6 +30,7 @@ from kataribe.api.roleplay.services import RoleplayServices
 from kataribe.api.roleplay.transfer import transfer_router
 from kataribe.api.security import AccessGuard, AccessPolicy, JsonByDefault, allowed_host_names
 from kataribe.api.session import SessionStore
+from kataribe.api.text_guard import RefuseLoneSurrogates
 from kataribe.api.warmup import warm_up
 from kataribe.api.web.connection import connection_router
 from kataribe.api.web.expressions import expressions_router
@@ -107,6 +108,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
 
     roleplay = RoleplayServices.build(RoleplayContext.open(settings.data_dir, engine, settings.database_url))
     app.state.roleplay = roleplay
+    roleplay.ctx.collect_assets()
     app.include_router(library_router(roleplay))
     app.include_router(chats_router(roleplay))
     app.include_router(transfer_router(roleplay))
@@ -134,7 +136,8 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
         cors=OriginPatterns(settings.cors_origins),
         sessions=sessions,
     )
-    app.add_middleware(BodyLimits)  # innermost: a refused body is answered after the access checks
+    app.add_middleware(RefuseLoneSurrogates)  # reads a JSON body whole: inside the size limit
+    app.add_middleware(BodyLimits)  # a refused body is answered after the access checks
     app.add_middleware(JsonByDefault)
     app.add_middleware(AccessGuard, policy=policy)
     app.add_middleware(CompatCors, policy=policy)  # outside the guard: its 401/403 carry CORS too

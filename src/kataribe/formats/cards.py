@@ -190,20 +190,30 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _clean(value: Any, depth: int) -> Any:
-    """Bound nesting and replace lone surrogates (JSON allows them, UTF-8 cannot carry them)."""
+def _clean(value: Any, depth: int, where: str) -> Any:
+    """Bound nesting and refuse lone surrogates (JSON allows them, UTF-8 and databases cannot carry
+    them): the message names the field, e.g. ``data.alternate_greetings[1]``."""
     if depth > MAX_NESTING:
         raise CardFormatError(f"The card JSON is nested deeper than {MAX_NESTING} levels; refused.")
     if isinstance(value, str):
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in value)
+            raise CardFormatError(
+                f"The card's '{where or 'value'}' contains an unpaired surrogate (broken UTF-16 text "
+                "such as \\ud800); fix that text in the card and import it again."
+            ) from None
         return value
     if isinstance(value, list):
-        return [_clean(item, depth + 1) for item in value]
+        return [_clean(item, depth + 1, f"{where}[{i}]") for i, item in enumerate(value)]
     if isinstance(value, dict):
-        return {_clean(key, depth): _clean(item, depth + 1) for key, item in value.items()}
+        cleaned: dict[str, Any] = {}
+        for key, item in value.items():
+            inner = f"{where}.{key}" if where else str(key)
+            cleaned[_clean(key, depth, inner.encode("utf-8", "backslashreplace").decode())] = _clean(
+                item, depth + 1, inner
+            )
+        return cleaned
     return value
 
 
@@ -222,7 +232,7 @@ def _parse_json(raw: bytes, where: str) -> Any:
         ) from None
     except (ValueError, RecursionError) as exc:
         raise CardFormatError(f"{where} is not usable JSON ({type(exc).__name__}: {exc}).") from None
-    return _clean(value, 0)
+    return _clean(value, 0, "")
 
 
 def _dump(value: Any, *, indent: int | None = None) -> bytes:

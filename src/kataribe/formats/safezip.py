@@ -76,17 +76,24 @@ class SafeZip:
         if len(infos) > limits.max_members:
             raise error(f"The {what} archive has {len(infos)} members; the limit is {limits.max_members}.")
         self.infos: dict[str, zipfile.ZipInfo] = {}
-        total = 0
+        total = compressed = 0
         for info in infos:
             self._check_member(info, limits)
             if info.filename in self.infos:
                 raise error(f"The {what} archive holds {info.filename[:120]!r} twice; refused as ambiguous.")
             total += info.file_size
+            compressed += info.compress_size
             self.infos[info.filename] = info
         if total > limits.max_total:
             raise error(
                 f"The {what} archive expands to {total // MIB} MiB; "
                 f"the limit is {limits.max_total // MIB} MiB."
+            )
+        # The ratio of the whole archive: many members each under ratio_min_bytes add up.
+        if total > limits.ratio_min_bytes and total > limits.max_ratio * max(compressed, 1):
+            raise error(
+                f"The {what} archive expands more than {limits.max_ratio}:1 as a whole "
+                f"({compressed:,} to {total:,} bytes); refused as a zip bomb."
             )
         self.names = frozenset(name for name in self.infos if not name.endswith("/"))
         # zipfile shifts offsets by any bytes before the archive (RisuAI's JPEG-with-zip export).

@@ -1,4 +1,4 @@
-"""The Kataribe backup document: its tables, and every check a restore runs before writing a row."""
+"""Reading a Kataribe backup: the document, its rows and files, and every check before a restore writes."""
 
 from __future__ import annotations
 
@@ -6,218 +6,38 @@ import base64
 import binascii
 import hashlib
 import json
-import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, Integer, String, Table, UniqueConstraint
-from sqlalchemy import Column as SqlColumn
-
-from kataribe.errors import InvalidRequest
-from kataribe.store.assets import check_sha256, normalize_mime, sniff_mime
-from kataribe.store.errors import InvalidValue
-from kataribe.store.fields import MAX_TEXT_CHARS, checked_json_object, checked_text
-from kataribe.store.models import (
-    ACTIVATION_STRATEGIES,
-    ASSET_KINDS,
-    GENERATION_MODES,
-    MESSAGE_ROLES,
-    PERSONA_POSITIONS,
-    Asset,
-    Base,
-    UtcDateTime,
+from kataribe.services.backup_tables import (
+    BACKUP_FORMAT,
+    BACKUP_TABLES,
+    BACKUP_VERSION,
+    REFERENCED_TABLES,
+    SPECS,
+    BackupFormatError,
+    TableSpec,
+    exported_value,
+    refused_value,
 )
+from kataribe.store.assets import sniff_mime
+from kataribe.store.errors import InvalidValue
+from kataribe.store.images import check_image_size
+from kataribe.store.models import Asset
 
-BACKUP_FORMAT = "kataribe-backup"
-BACKUP_VERSION = 1
-MAX_JSON_FIELD_CHARS = 64 * 1024 * 1024  # a card or lorebook may be large; the document is in memory anyway
-_INT64 = 2**63
+__all__ = [
+    "BACKUP_FORMAT",
+    "BACKUP_TABLES",
+    "BACKUP_VERSION",
+    "REFERENCED_TABLES",
+    "BackupFormatError",
+    "CheckedBackup",
+    "TableSpec",
+    "exported_value",
+    "read_backup",
+]
 _IMAGE_MIMES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 _OWN_KEYS = ("format", "version", "created_at")
-
-
-class BackupFormatError(InvalidRequest):
-    """The bytes are not a Kataribe backup this version can restore; nothing was stored."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, param="file", code="bad_backup")
-
-
-# -- what each column holds -------------------------------------------------------------------------
-
-Check = Callable[[str, object], object]
-
-
-def _fail(where: str, expected: str, value: object) -> BackupFormatError:
-    return BackupFormatError(f"{where} must be {expected}; got {type(value).__name__} {value!r:.60}.")
-
-
-def _int(where: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not -_INT64 <= value < _INT64:
-        raise _fail(where, "a whole number", value)
-    return value
-
-
-def _bool(where: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise _fail(where, "true or false", value)
-    return value
-
-
-def _float(where: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _fail(where, "a finite number", value)
-    return float(value)
-
-
-def _text(where: str, value: object) -> str:
-    try:
-        return checked_text(where, value, max_chars=MAX_TEXT_CHARS)
-    except InvalidValue as exc:
-        raise BackupFormatError(exc.message) from None
-
-
-def _object(where: str, value: object) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _fail(where, "a JSON object", value)
-    try:
-        return checked_json_object(where, value, max_chars=MAX_JSON_FIELD_CHARS)
-    except InvalidValue as exc:
-        raise BackupFormatError(exc.message) from None
-
-
-def _json_value(where: str, value: object) -> object:
-    return _object(where, {"value": value})["value"]
-
-
-def _texts(where: str, value: object) -> list[str]:
-    if not isinstance(value, list):
-        raise _fail(where, "a list of strings", value)
-    return [_text(f"{where}[{i}]", item) for i, item in enumerate(value)]
-
-
-def _moment(where: str, value: object) -> datetime:
-    if not isinstance(value, str) or len(value) > 64:
-        raise _fail(where, "an ISO 8601 date and time", value)
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise _fail(where, "an ISO 8601 date and time", value) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def _sha256(where: str, value: object) -> str:
-    try:
-        return check_sha256(value)
-    except InvalidValue:
-        raise _fail(where, "a sha256 of 64 hex digits", value) from None
-
-
-def _mime(where: str, value: object) -> str:
-    try:
-        return normalize_mime(value)
-    except InvalidValue:
-        raise _fail(where, "a media type like image/png", value) from None
-
-
-def _choice(allowed: tuple[str, ...]) -> Check:
-    def check(where: str, value: object) -> str:
-        if not isinstance(value, str) or value not in allowed:
-            raise _fail(where, f"one of {', '.join(allowed)}", value)
-        return value
-
-    return check
-
-
-# Columns whose type alone does not say what they may hold; the rest follow their SQL type.
-_CHECK_OVERRIDES: dict[str, Check] = {
-    "assets.mime": _mime,
-    "characters.tags": _texts,
-    "global_variables.value": _json_value,
-    "character_assets.kind": _choice(ASSET_KINDS),
-    "personas.position": _choice(PERSONA_POSITIONS),
-    "personas.role": _choice(MESSAGE_ROLES),
-    "groups.activation_strategy": _choice(ACTIVATION_STRATEGIES),
-    "groups.generation_mode": _choice(GENERATION_MODES),
-    "chats.author_note_role": _choice(MESSAGE_ROLES),
-    "messages.role": _choice(MESSAGE_ROLES),
-}
-
-
-@dataclass(frozen=True)
-class ColumnSpec:
-    name: str
-    check: Check
-    nullable: bool
-    ref: str | None  # the table this column points into (by that table's key)
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    """A table in the document; tables come in an order where every reference points backwards,
-    except to later tables (``chats.head_message_id``), which are filled in at the end."""
-
-    table: Table
-    columns: tuple[ColumnSpec, ...]
-    key: str  # what other rows reference: the id, or the natural key (sha256, name)
-    renumbered: bool  # the database gives the rows new ids on restore
-    unique: tuple[tuple[str, ...], ...]
-
-    @property
-    def name(self) -> str:
-        return self.table.name
-
-
-def _check_for(table: Table, column: SqlColumn[Any]) -> Check:
-    override = _CHECK_OVERRIDES.get(f"{table.name}.{column.name}")
-    if override is not None:
-        return override
-    if any(fk.column.table.name == "assets" for fk in column.foreign_keys) or (
-        table.name == "assets" and column.name == "sha256"
-    ):
-        return _sha256
-    for sql_type, check in _CHECKS_BY_TYPE:
-        if isinstance(column.type, sql_type):
-            return check
-    raise TypeError(f"No backup check for {table.name}.{column.name} ({column.type!r}); add one.")
-
-
-_CHECKS_BY_TYPE: tuple[tuple[type[Any], Check], ...] = (
-    (UtcDateTime, _moment),
-    (Boolean, _bool),
-    (Integer, _int),
-    (Float, _float),
-    (JSON, _object),
-    (String, _text),
-)
-
-
-def _spec_of(table: Table) -> TableSpec:
-    columns = tuple(
-        ColumnSpec(
-            name=column.name,
-            check=_check_for(table, column),
-            nullable=bool(column.nullable),
-            ref=next(iter(column.foreign_keys)).column.table.name if column.foreign_keys else None,
-        )
-        for column in table.columns
-    )
-    primary = tuple(column.name for column in table.primary_key.columns)
-    renumbered = primary == ("id",) and isinstance(table.c.id.type, Integer)
-    uniques = tuple(
-        tuple(column.name for column in constraint.columns)
-        for constraint in table.constraints
-        if isinstance(constraint, UniqueConstraint)
-    )
-    return TableSpec(table, columns, primary[0], renumbered, (primary, *uniques))
-
-
-BACKUP_TABLES: tuple[TableSpec, ...] = tuple(_spec_of(table) for table in Base.metadata.sorted_tables)
-"""Every table of the schema, in the order a restore inserts them."""
-_SPECS = {spec.name: spec for spec in BACKUP_TABLES}
-REFERENCED_TABLES = frozenset(column.ref for spec in BACKUP_TABLES for column in spec.columns if column.ref)
 
 
 # -- reading a backup -----------------------------------------------------------------------------
@@ -277,7 +97,7 @@ def _check_document(document: dict[str, Any], *, max_asset_bytes: int) -> Checke
             f"This backup has version {version!r:.20}; this Kataribe restores version {BACKUP_VERSION}. "
             "Update Kataribe, or export the backup again from this version."
         )
-    unknown = sorted(set(document) - set(_SPECS) - set(_OWN_KEYS))
+    unknown = sorted(set(document) - set(SPECS) - set(_OWN_KEYS))
     if unknown:
         raise BackupFormatError(
             f"The backup has sections this Kataribe does not know: {', '.join(unknown)[:200]}. "
@@ -297,14 +117,14 @@ def _check_document(document: dict[str, Any], *, max_asset_bytes: int) -> Checke
 
 def _check_rows(spec: TableSpec, raw: object) -> list[dict[str, Any]]:
     if not isinstance(raw, list):
-        raise _fail(f"'{spec.name}'", "a list of rows", raw)
+        raise refused_value(f"'{spec.name}'", "a list of rows", raw)
     allowed = {column.name for column in spec.columns} | ({"data"} if spec.name == "assets" else set())
     clean: list[dict[str, Any]] = []
     seen: dict[tuple[str, ...], set[tuple[object, ...]]] = {names: set() for names in spec.unique}
     for number, row in enumerate(raw):
         where = f"{spec.name}[{number}]"
         if not isinstance(row, dict):
-            raise _fail(where, "a JSON object", row)
+            raise refused_value(where, "a JSON object", row)
         extra = sorted(set(row) - allowed)
         if extra:
             raise BackupFormatError(
@@ -352,6 +172,10 @@ def _check_files(raw: list[Any], assets: list[dict[str, Any]], max_bytes: int) -
             raise BackupFormatError(f"{where}.size says {asset['size']} bytes but the file has {len(blob)}.")
         if asset["mime"] in _IMAGE_MIMES and sniff_mime(blob) != asset["mime"]:
             raise BackupFormatError(f"{where} claims to be {asset['mime']} but its bytes are not.")
+        try:
+            check_image_size(blob)
+        except InvalidValue as exc:
+            raise BackupFormatError(f"{where}: {exc.message}") from None
         files[sha] = blob
     return files
 
@@ -410,8 +234,3 @@ def _parents_first(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ordered.append(message)
         pending.extend(reversed(children.get(message["id"], [])))
     return ordered
-
-
-def exported_value(value: object) -> object:
-    """A column value as the document holds it (times as ISO 8601 with their UTC offset)."""
-    return value.isoformat() if isinstance(value, datetime) else value

@@ -99,7 +99,7 @@ class CharacterService:
                         sha256=stored.sha256,
                         kind=_SPRITE_KINDS.get(asset.type, "other"),
                         label=asset.name,
-                        ext=asset.ext,
+                        ext=asset.ext[:16],  # the column holds 16 (PostgreSQL enforces it)
                     )
                 )
             session.flush()

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from kataribe.engine.base import Engine
+from kataribe.store.asset_collector import Collected, collect_after_releases, collect_assets
 from kataribe.store.assets import AssetStore
 from kataribe.store.db import Database, sqlite_url
 
@@ -35,7 +36,14 @@ class RoleplayContext:
         """Open (and migrate) the data dir's database; assets live in ``data_dir/assets``."""
         db = Database(database_url or sqlite_url(data_dir))
         db.migrate()
-        return cls(db=db, assets=AssetStore(data_dir / "assets"), engine=engine)
+        assets = AssetStore(data_dir / "assets")
+        collect_after_releases(db, assets)
+        return cls(db=db, assets=assets, engine=engine)
+
+    def collect_assets(self) -> Collected:
+        """At start, before any request: every unreferenced asset and stale temporary file goes
+        (nothing can be in flight, so young files are not spared)."""
+        return collect_assets(self.db, self.assets, young_s=0, whole_store=True)
 
     def count_tokens(self, text: str) -> int:
         """The loaded model's token count, remembered per model (a switch of model recounts)."""

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from kataribe.errors import InvalidRequest
@@ -24,12 +24,22 @@ from kataribe.services.backup import (
 )
 from kataribe.services.context import RoleplayContext
 from kataribe.services.st_chats import export_st_chat, import_st_chat
-from kataribe.store.models import Asset, Character, Chat, GlobalVariable, Group, Lorebook, Persona
+from kataribe.store.models import (
+    Asset,
+    Character,
+    Chat,
+    GlobalVariable,
+    Group,
+    Lorebook,
+    ModelEntry,
+    Persona,
+)
 
 __all__ = ["export_backup", "export_st_chat", "import_st_chat", "restore_backup"]
 
 _NOT_EMPTY = (Character, Chat, Persona, Lorebook, Group)
 _IN_CHUNK = 500  # values per IN (...) query, well under every database's parameter limit
+_INSERT_BATCH = 1000  # rows per INSERT ... RETURNING batch
 
 
 # -- export ---------------------------------------------------------------------------------------
@@ -99,11 +109,7 @@ def _write(session: Session, checked: CheckedBackup) -> None:
             c.name for c in spec.columns if c.ref is not None and c.ref != spec.name and c.ref not in inserted
         }
         if spec.renumbered and spec.name in REFERENCED_TABLES:
-            ids = new_ids.setdefault(spec.name, {})
-            for row in rows:  # one by one: children (and self-references) need the new id
-                values = _mapped(spec, row, pending, new_ids)
-                returning = insert(spec.table).values(values).returning(spec.table.c.id)
-                ids[row["id"]] = int(session.execute(returning).scalar_one())
+            _insert_renumbered(session, spec, rows, pending, new_ids)
         elif rows:
             session.execute(insert(spec.table), [_mapped(spec, row, pending, new_ids) for row in rows])
         inserted.add(spec.name)
@@ -116,6 +122,32 @@ def _write(session: Session, checked: CheckedBackup) -> None:
         for own_key, target in links:
             stmt = update(spec.table).where(spec.table.c[spec.key] == own.get(own_key, own_key))
             session.execute(stmt.values({column_name: new_ids.get(ref, {}).get(target, target)}))
+
+
+def _insert_renumbered(
+    session: Session,
+    spec: TableSpec,
+    rows: list[dict[str, Any]],
+    pending: set[str],
+    new_ids: dict[str, dict[int, int]],
+) -> None:
+    """Insert rows that get new ids, in batches (a 30,000-message chat is a few statements, not
+    30,000): self-references (a message's parent) are set once every new id is known."""
+    ids = new_ids.setdefault(spec.name, {})
+    own = {c.name for c in spec.columns if c.ref == spec.name}
+    for start in range(0, len(rows), _INSERT_BATCH):
+        batch = rows[start : start + _INSERT_BATCH]
+        values = [_mapped(spec, row, pending | own, new_ids) for row in batch]
+        returning = insert(spec.table).returning(spec.table.c.id, sort_by_parameter_order=True)
+        for row, new_id in zip(batch, session.scalars(returning, values), strict=True):
+            ids[row["id"]] = int(new_id)
+    for name in sorted(own):
+        links = [{"_id": ids[row["id"]], "_to": ids[row[name]]} for row in rows if row[name] is not None]
+        for start in range(0, len(links), _INSERT_BATCH):
+            stmt = update(spec.table).where(spec.table.c.id == bindparam("_id"))
+            session.connection().execute(
+                stmt.values({name: bindparam("_to")}), links[start : start + _INSERT_BATCH]
+            )
 
 
 def _mapped(
@@ -136,11 +168,15 @@ def _mapped(
 
 
 def _rows_to_insert(session: Session, spec: TableSpec, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Assets already described by a row are kept; global variables in the backup replace their
-    namesakes (the only tables that may hold rows in an otherwise empty library)."""
+    """Assets already described by a row are kept, and so are models registered at the same path (a
+    fresh data dir has the built-in model); global variables in the backup replace their namesakes.
+    These are the only tables that may hold rows in an otherwise empty library."""
     if spec.table is Asset.__table__:
         present = _existing(session, Asset.sha256, [row["sha256"] for row in rows])
         return [row for row in rows if row["sha256"] not in present]
+    if spec.table is ModelEntry.__table__:
+        present = _existing(session, ModelEntry.path, [row["path"] for row in rows])
+        return [row for row in rows if row["path"] not in present]
     if spec.table is GlobalVariable.__table__:
         names = [row["name"] for row in rows]
         for start in range(0, len(names), _IN_CHUNK):

@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from kataribe.store.errors import AssetTooLarge, InvalidValue, NotFound
+from kataribe.store.images import check_image_size
 from kataribe.store.models import Asset
 
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
@@ -20,6 +21,7 @@ _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 # RFC 6838 type/subtype characters; parameters (";charset=...") are dropped before the check.
 _MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}")
 _SNIFFABLE = ("image/png", "image/jpeg", "image/gif", "image/webp")
+TEMP_PREFIX = ".tmp-"
 
 
 def sniff_mime(data: bytes) -> str | None:
@@ -89,6 +91,7 @@ class AssetStore:
         blob = _as_bytes(data)
         if len(blob) > self.max_bytes:
             raise AssetTooLarge(len(blob), self.max_bytes)
+        check_image_size(blob)
         if mime is not None:
             declared = normalize_mime(mime)
             sniffed = sniff_mime(blob)
@@ -104,6 +107,11 @@ class AssetStore:
         # on this filesystem, or a disk error): write it again.
         if not target.is_file() or target.stat().st_size != len(blob):
             _write_atomically(target, blob)
+        else:
+            # Fresh again: the collector leaves young files alone, so bytes reused by an import that
+            # has not committed its row yet survive a collection that runs in between.
+            with contextlib.suppress(OSError):
+                os.utime(target)
         return digest
 
 
@@ -119,7 +127,7 @@ def _write_atomically(target: Path, blob: bytes) -> None:
     # Write to a temporary file beside the target, then rename: a reader or a crash never sees
     # half a file under a hash name (which would then never be rewritten).
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=TEMP_PREFIX)
     try:
         with os.fdopen(fd, "wb") as tmp:
             tmp.write(blob)

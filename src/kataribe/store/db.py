@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,8 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from kataribe.store.row_checks import install_row_checks
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 5000
@@ -90,6 +92,11 @@ class Database:
             write_bind = self.engine
         self._write_sessions = sessionmaker(bind=write_bind, expire_on_commit=False)
         self._read_sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
+        install_row_checks(self)
+
+    def on_write_sessions(self, name: str, listener: Callable[..., None]) -> None:
+        """Listen to a session event (``before_flush``, ``after_commit``) of every write session."""
+        event.listen(self._write_sessions, name, listener)
 
     @property
     def dialect_name(self) -> str:

@@ -1,10 +1,12 @@
-"""Routes for characters, personas, lorebooks and assets."""
+"""Routes for characters, personas, lorebooks and assets (imports run in a worker thread)."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, UploadFile
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from kataribe.api.roleplay.schemas import (
@@ -37,7 +39,7 @@ def library_router(rp: RoleplayServices) -> APIRouter:
 
     @router.post("/characters/import", status_code=201)
     async def import_character(file: Annotated[UploadFile, File()]) -> dict[str, Any]:
-        return rp.characters.import_file(await read_upload(file), file.filename)
+        return await run_in_threadpool(rp.characters.import_file, await read_upload(file), file.filename)
 
     @router.post("/characters", status_code=201)
     def create_character(body: CharacterFields) -> dict[str, Any]:
@@ -67,7 +69,8 @@ def library_router(rp: RoleplayServices) -> APIRouter:
     async def add_sprite(
         character_id: int, label: Annotated[str, Form()], file: Annotated[UploadFile, File()]
     ) -> dict[str, Any]:
-        return rp.characters.add_sprite(character_id, label, await read_upload(file, 16 * 1024 * 1024))
+        data = await read_upload(file, 16 * 1024 * 1024)
+        return await run_in_threadpool(rp.characters.add_sprite, character_id, label, data)
 
     @router.put("/characters/{character_id}/favorite")
     def set_favorite(character_id: int, body: FavoriteBody) -> dict[str, Any]:
@@ -118,7 +121,8 @@ def library_router(rp: RoleplayServices) -> APIRouter:
 
     @router.put("/personas/{persona_id}/avatar")
     async def persona_avatar(persona_id: int, file: Annotated[UploadFile, File()]) -> dict[str, Any]:
-        return rp.personas.set_avatar(persona_id, await read_upload(file, 16 * 1024 * 1024))
+        data = await read_upload(file, 16 * 1024 * 1024)
+        return await run_in_threadpool(rp.personas.set_avatar, persona_id, data)
 
     # -- lorebooks --
     @router.get("/lorebooks")
@@ -129,7 +133,8 @@ def library_router(rp: RoleplayServices) -> APIRouter:
     async def import_lorebook(
         file: Annotated[UploadFile, File()], name: Annotated[str | None, Form()] = None
     ) -> dict[str, Any]:
-        return rp.lorebooks.import_file(await read_upload(file), file.filename, name=name)
+        data = await read_upload(file)
+        return await run_in_threadpool(partial(rp.lorebooks.import_file, data, file.filename, name=name))
 
     @router.post("/lorebooks", status_code=201)
     def create_lorebook(body: LorebookBody) -> dict[str, Any]:

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kataribe.store.fields import MAX_TEXT_CHARS
+
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -23,7 +25,7 @@ class FavoriteBody(_Body):
 
 class PersonaBody(_Body):
     name: str | None = Field(default=None, max_length=200)
-    description: str | None = None
+    description: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
     position: Literal["story_string", "at_depth", "none"] | None = None
     depth: int | None = Field(default=None, ge=0, le=1000)
     role: Literal["system", "user", "assistant"] | None = None
@@ -65,7 +67,7 @@ class NewChat(_Body):
 
 
 class AuthorNoteBody(_Body):
-    text: str | None = None
+    text: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
     depth: int | None = Field(default=None, ge=0, le=1000)
     frequency: int | None = Field(default=None, ge=0, le=1000)
     role: Literal["system", "user", "assistant"] | None = None
@@ -80,12 +82,12 @@ class ChatPatch(_Body):
 
 
 class SendBody(_Body):
-    text: str = Field(max_length=1_000_000)
+    text: str = Field(max_length=MAX_TEXT_CHARS)
     generate: bool = True
 
 
 class MessagePatch(_Body):
-    content: str | None = Field(default=None, max_length=1_000_000)
+    content: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
     hidden: bool | None = None
     swipe_index: int | None = Field(default=None, ge=0)
 
@@ -111,7 +113,7 @@ class GroupBody(_Body):
     allow_self_responses: bool | None = None
     generation_mode: Literal["swap", "join"] | None = None
     auto_mode_delay_s: int | None = Field(default=None, ge=0, le=3600)
-    scenario_override: str | None = None
+    scenario_override: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
 
 
 class AutoModeBody(_Body):

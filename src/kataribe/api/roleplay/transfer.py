@@ -1,10 +1,12 @@
-"""Routes for SillyTavern chat files and the full backup."""
+"""Routes for SillyTavern chat files and the full backup (all of it run in worker threads)."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, UploadFile
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from kataribe.api.roleplay.services import RoleplayServices
@@ -26,8 +28,11 @@ def transfer_router(rp: RoleplayServices) -> APIRouter:
     ) -> dict[str, Any]:
         """A SillyTavern chat (.jsonl, with swipes) for a character or a group."""
         data = await read_upload(file, 200 * 1024 * 1024)
-        chat_id = import_st_chat(rp.ctx, data, character_id=character_id, group_id=group_id, title=title)
-        return rp.chats.view(chat_id, limit=50)
+        imported = partial(
+            import_st_chat, rp.ctx, data, character_id=character_id, group_id=group_id, title=title
+        )
+        chat_id = await run_in_threadpool(imported)
+        return await run_in_threadpool(rp.chats.view, chat_id, limit=50)
 
     @router.get("/chats/{chat_id}/export")
     def export_chat(chat_id: int) -> Response:
@@ -45,6 +50,8 @@ def transfer_router(rp: RoleplayServices) -> APIRouter:
     @router.post("/backup/restore")
     async def restore(file: Annotated[UploadFile, File()]) -> dict[str, int]:
         """Restore a backup onto an empty library (refused if anything is there)."""
-        return restore_backup(rp.ctx, await read_upload(file, MAX_BACKUP_BYTES))
+        data = await read_upload(file, MAX_BACKUP_BYTES)
+        # Checking and writing a backup of hundreds of MiB takes seconds: never on the event loop.
+        return await run_in_threadpool(restore_backup, rp.ctx, data)
 
     return router

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, UploadFile
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from kataribe.api.roleplay.services import RoleplayServices
@@ -35,7 +36,8 @@ def expressions_router(rp: RoleplayServices) -> APIRouter:
         character_id: int, file: Annotated[UploadFile, File()]
     ) -> list[dict[str, Any]]:
         """A zip of ``<label>.png|webp|gif|jpg`` files; sprites with the same labels are replaced."""
-        return expressions.import_zip(character_id, await read_upload(file, MAX_SPRITE_ZIP_BYTES))
+        data = await read_upload(file, MAX_SPRITE_ZIP_BYTES)
+        return await run_in_threadpool(expressions.import_zip, character_id, data)
 
     @router.delete("/characters/{character_id}/sprites/{label}", status_code=204)
     def delete_sprite(character_id: int, label: str) -> Response:
