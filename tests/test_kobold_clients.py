@@ -339,9 +339,7 @@ def test_the_first_request_after_start_is_fast(tmp_path: Path) -> None:
         assert answer["result"].startswith("koboldcpp/")
         later_ms = min(_timed_get(port, "/api/v1/model")[0] for _ in range(3))  # how loaded the machine is
         # idle here: 60-76 ms before the warm-up, 3-7 ms after (under load: 210 ms before, 13 ms after)
-        assert first_ms < 50 and first_ms < 3 * later_ms + 10, (
-            f"first {first_ms:.0f} ms, then {later_ms:.0f} ms"
-        )
+        assert first_ms < min(50, later_ms + 25), f"first {first_ms:.0f} ms, then {later_ms:.0f} ms"
     finally:
         proc.terminate()
         proc.wait(20)

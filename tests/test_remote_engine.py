@@ -277,6 +277,14 @@ def test_remote_failures_become_clear_http_errors(remote: RemoteEngine, tmp_path
         assert streamed.status_code == 200
         events = [line[6:] for line in streamed.text.splitlines() if line.startswith("data: ")]
         assert "remote server" in json.loads(events[0])["error"]["message"] and events[-1] == "[DONE]"
+        kobold = httpx.post(
+            live.url + "/api/extra/generate/stream",
+            json={"prompt": "word " * 3000, "max_length": 5},
+            timeout=60,
+        )
+        assert kobold.status_code == 200 and "event: error" in kobold.text and "remote server" in kobold.text
+        last = [line for line in kobold.text.splitlines() if line.startswith("data: ")][-1]
+        assert json.loads(last[6:]) == {"token": "", "finish_reason": "length"}
         assert httpx.get(live.url + "/health").status_code == 200
     finally:
         live.stop()

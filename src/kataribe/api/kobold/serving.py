@@ -132,7 +132,8 @@ class KoboldServing:
     # -- generation --
     def _instruct_text(self, body: KoboldGenerateRequest) -> InstructText:
         text = InstructText(memory=body.memory, prompt=body.prompt, stop=[s for s in body.stop_sequence if s])
-        if not body.replace_instruct_placeholders:
+        placeholders = "{{[" in text.memory + text.prompt or any("{{[" in s for s in text.stop)
+        if not body.replace_instruct_placeholders or not placeholders:
             return text
         return replace_instruct_placeholders(text, self.instruct_tags())
 
