@@ -9,6 +9,7 @@ from kataribe.engine.chat_template import ChatTemplate
 from kataribe.engine.instruct_tags import (
     ALPACA,
     InstructText,
+    RenderChat,
     derive_instruct_tags,
     replace_instruct_placeholders,
 )
@@ -26,6 +27,13 @@ GEMMA = (  # refuses a system message, as Gemma's template does
     "message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
 )
+
+
+def as_written(template: ChatTemplate) -> RenderChat:
+    """The template without the engine's reshaping, as KoboldServing derives tags from it."""
+    return lambda messages, add_generation_prompt: template.render(
+        messages, add_generation_prompt, reshape=False
+    )
 
 
 def hosted_lite(prompt: str, memory: str = "") -> InstructText:
@@ -72,7 +80,7 @@ def test_first_input_in_memory_only_opens_a_turn() -> None:
 
 
 def test_a_template_without_a_system_role_lends_the_user_tags() -> None:
-    tags = derive_instruct_tags(ChatTemplate(GEMMA, bos="<bos>", eos="<eos>", eos_id=1).render)
+    tags = derive_instruct_tags(as_written(ChatTemplate(GEMMA, bos="<bos>", eos="<eos>", eos_id=1)))
     assert tags.user_start == tags.system_start == "<start_of_turn>user\n"
     assert tags.assistant_start == "<start_of_turn>model\n" and tags.assistant_end == "<end_of_turn>\n"
     out = replace_instruct_placeholders(hosted_lite("{{[INPUT]}}Hi.{{[OUTPUT]}}"), tags)
@@ -83,4 +91,4 @@ def test_a_template_without_a_system_role_lends_the_user_tags() -> None:
     "template", ["{{ 'nothing' }}", "{% for m in messages %}{{ m.content[:3] }}{% endfor %}"]
 )
 def test_a_template_that_drops_the_markers_falls_back_to_koboldcpps_default(template: str) -> None:
-    assert derive_instruct_tags(ChatTemplate(template, bos="", eos="", eos_id=0).render) == ALPACA
+    assert derive_instruct_tags(as_written(ChatTemplate(template, bos="", eos="", eos_id=0))) == ALPACA

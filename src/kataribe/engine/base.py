@@ -322,8 +322,11 @@ class Engine(Protocol):
         """The text of these token ids (special tokens left out)."""
         ...
 
-    def render_chat(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> str:
-        """The prompt text a chat request becomes (or an approximation for remote engines)."""
+    def render_chat(
+        self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True, *, reshape: bool = True
+    ) -> str:
+        """The prompt text a chat request becomes (or an approximation for remote engines). With
+        ``reshape=False`` a template that refuses the messages raises instead of getting them reshaped."""
         ...
 
     def generate(self, request: GenerationRequest) -> GenerationStream: ...

@@ -37,7 +37,12 @@ class ChatTemplate:
             for flag in (True, False)
         }
 
-    def render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> str:
+    def render(
+        self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True, *, reshape: bool = True
+    ) -> str:
+        """The prompt text; ``reshape=False``: the template as written (it may raise on the messages)."""
+        if not reshape:
+            return self._apply(messages, add_generation_prompt)
         return self.render_noting(messages, add_generation_prompt).text
 
     def render_noting(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> Rendered:

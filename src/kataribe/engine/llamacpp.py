@@ -185,8 +185,10 @@ class EmbeddedEngine:
             )
         return b"".join(self._text.piece(i, special=False) for i in ids).decode("utf-8", "replace")
 
-    def render_chat(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> str:
-        return self._template.render(messages, add_generation_prompt)
+    def render_chat(
+        self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True, *, reshape: bool = True
+    ) -> str:
+        return self._template.render(messages, add_generation_prompt, reshape=reshape)
 
     def generate(self, request: GenerationRequest) -> GenerationStream:
         """Validate and tokenize now (errors surface before streaming); generate on the worker."""

@@ -208,7 +208,9 @@ class RemoteEngine:
                 return text
         raise InvalidRequest(f"The remote server ({self.kind}) offers no detokenizer endpoint.", param="ids")
 
-    def render_chat(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> str:
+    def render_chat(
+        self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True, *, reshape: bool = True
+    ) -> str:
         """An approximation (the server applies its own template); good enough for counting."""
         parts = [f"<|{m.role}|>\n{m.content}\n" for m in messages]
         return "".join(parts) + ("<|assistant|>\n" if add_generation_prompt else "")

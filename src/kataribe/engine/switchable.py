@@ -88,8 +88,10 @@ class SwitchableEngine:
     def detokenize(self, ids: Sequence[int]) -> str:
         return self.current.detokenize(ids)
 
-    def render_chat(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> str:
-        return self.current.render_chat(messages, add_generation_prompt)
+    def render_chat(
+        self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True, *, reshape: bool = True
+    ) -> str:
+        return self.current.render_chat(messages, add_generation_prompt, reshape=reshape)
 
     def generate(self, request: GenerationRequest) -> GenerationStream:
         return self.current.generate(request)

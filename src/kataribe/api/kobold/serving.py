@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ from kataribe.api.logit_bias import parse_logit_bias
 from kataribe.api.sampler_fields import ROLE_PLAY_SAMPLERS, parse_dry_breakers
 from kataribe.api.streaming import error_payload, follow, raise_if_failed, sse_event
 from kataribe.engine.base import (
+    ChatMessage,
     Engine,
     GenerationDone,
     GenerationEvent,
@@ -125,9 +126,13 @@ class KoboldServing:
         name = self.engine.model_name
         if self._tags is None or self._tags[0] != name:
             remote = self.engine.capabilities().engine.startswith("remote")
-            tags = ALPACA if remote else derive_instruct_tags(self.engine.render_chat)
+            tags = ALPACA if remote else derive_instruct_tags(self._render_as_written)
             self._tags = (name, tags)
         return self._tags[1]
+
+    def _render_as_written(self, messages: Sequence[ChatMessage], add_generation_prompt: bool) -> str:
+        """The template without reshaping: a template that refuses a system role must say so here."""
+        return self.engine.render_chat(messages, add_generation_prompt, reshape=False)
 
     # -- generation --
     def _instruct_text(self, body: KoboldGenerateRequest) -> InstructText:
