@@ -69,6 +69,13 @@ def ollama_router(serving: OllamaServing) -> APIRouter:
         ("embeddings", "POST"),
     ):
         router.add_api_route(f"/api/{call}", refuse(call), methods=[method], status_code=501)
-    router.add_api_route("/api/blobs/{digest}", refuse("blobs"), methods=["HEAD", "POST"], status_code=501)
+    for method in ("HEAD", "POST"):  # one route per method: OpenAPI wants one operation id each
+        router.add_api_route(
+            "/api/blobs/{digest}",
+            refuse("blobs"),
+            methods=[method],
+            status_code=501,
+            operation_id=f"ollama_blobs_{method.lower()}",
+        )
 
     return router
