@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -342,3 +343,28 @@ def test_entry_form_and_test_box_show_why_a_regex_key_is_not_used(
     skipped = page.locator('#lore-skipped li[data-uid="1"]')
     expect(skipped.locator(".lore-reason")).to_have_text("regex_key")
     expect(skipped.locator(".lore-detail")).to_contain_text("cannot be run in linear time")
+
+
+def test_a_cards_own_lorebook_key_that_is_refused_shows_in_the_chats_prompt_inspector(
+    page: Page, live: LiveServer, rest: httpx.Client
+) -> None:
+    # A card's embedded book has no lorebook editor: the chat's dry run is where its refusal shows.
+    unsafe = "/(a{1,100}){1,100}$/"
+    book = {"name": "Hostile", "entries": [{"id": 1, "keys": [unsafe], "content": "Never.", "enabled": True}]}
+    card = {
+        "spec": "chara_card_v2",
+        "spec_version": "2.0",
+        "data": {"name": "Regex card", "description": "", "first_mes": "Hello.", "character_book": book},
+    }
+    files = {"file": ("regex.json", json.dumps(card).encode(), "application/json")}
+    character = rest.post("/characters/import", files=files)
+    assert character.status_code == 201, character.text
+    chat = rest.post("/chats", json={"character_id": character.json()["id"]}).json()
+    message = rest.post(f"/chats/{chat['id']}/messages", json={"text": "a" * 60, "generate": False})
+    assert message.status_code == 200, message.text
+    open_page(page, live, f"chat/{chat['id']}")
+    page.locator("#inspect-prompt").click()
+    inspector = page.locator("#prompt-inspector")
+    expect(inspector).to_contain_text(
+        f"lore Hostile/1 skipped (regex_key): key '{unsafe}' cannot be run in linear time"
+    )

@@ -115,6 +115,7 @@ export async function showSidePanel(app, state, { reload, setVn }) {
     const lines = dry.sections.map((s) => `${s.section}: ${s.tokens}`);
     lines.push(`total: ${dry.total_tokens} / ${dry.budget_tokens}`);
     for (const l of dry.lore) lines.push(`lore ${l.book}/${l.uid} → ${l.placed} (${l.reason})`);
+    for (const s of dry.lore_skipped) lines.push(`lore ${s.book}/${s.uid} skipped (${s.reason}): ${s.detail}`);
     lines.push("", ...dry.messages.map((m) => `[${m.role}] ${m.content}`));
     inspector.textContent = lines.join("\n");
     inspector.hidden = false;
