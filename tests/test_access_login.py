@@ -189,3 +189,11 @@ def test_serve_reads_the_key_from_a_file(tmp_path: Path) -> None:
 
 def test_serve_reads_the_key_from_the_environment(tmp_path: Path) -> None:
     _serve_keyed(tmp_path, [], {"KATARIBE_API_KEY": KEY})
+
+
+def test_serve_reads_a_key_file_saved_by_windows_notepad(tmp_path: Path) -> None:
+    # Notepad's "UTF-8 with BOM" and CRLF: the BOM is no part of the key
+    key_file = tmp_path / "kataribe.key"
+    key_file.write_bytes(b"\xef\xbb\xbf" + KEY.encode() + b"\r\n")
+    assert Settings(api_key_file=key_file).api_key == KEY
+    _serve_keyed(tmp_path, ["--api-key-file", str(key_file)], {})

@@ -104,7 +104,7 @@ class Settings(BaseSettings):
             raise ValueError("give the API key one way: api_key or api_key_file, not both")
         path = self.api_key_file.expanduser()
         try:
-            lines = path.read_text("utf-8").splitlines()
+            lines = path.read_text("utf-8-sig").splitlines()  # Notepad may save a BOM
         except (OSError, UnicodeDecodeError) as exc:
             raise ValueError(f"cannot read the API key file {path}: {exc}") from None
         key = lines[0].strip() if lines else ""
