@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from kataribe.api.ollama.errors import is_ollama_path
 from kataribe.engine.llamacpp import EmbeddedEngine
 from kataribe.store.fields import MAX_TEXT_CHARS
 from tests.conftest import LiveServer, api_client, serve
@@ -60,7 +61,8 @@ def send(api: httpx.Client, method: str, path: str, body: Any) -> httpx.Response
 def assert_refused_naming(response: httpx.Response, field: str) -> None:
     assert response.status_code == 400, (response.status_code, response.text[:300])
     error = response.json()["error"]
-    assert "surrogate" in error["message"] and field in error["message"], error
+    message = error if isinstance(error, str) else error["message"]  # Ollama's shape is a string
+    assert "surrogate" in message and field in message, error
 
 
 # -- every JSON route, walked from the OpenAPI schema -------------------------------------------------
@@ -122,12 +124,17 @@ def test_every_json_route_refuses_a_lone_surrogate_in_any_string_field_naming_it
                     method, path, content=raw, headers={"content-type": "application/json"}
                 )
                 assert_refused_naming(response, field)
-                assert response.json()["error"]["param"] == field
+                error = response.json()["error"]
+                if is_ollama_path(path):  # Ollama clients read {"error": "..."}
+                    assert isinstance(error, str), error
+                else:
+                    assert error["param"] == field
                 tried.append(f"{method} {path} {field}")
     # the walk reached the surfaces other clients use, not only Kataribe's own
     assert any(" /v1/chat/completions messages[0].content" in t for t in tried), tried
     assert any(" /api/v1/generate prompt" in t for t in tried), tried[:20]
     assert any(" /api/characters/1 anything" in t for t in tried), tried[:20]
+    assert any(" /api/chat messages[0].content" in t for t in tried), tried[:20]
     assert len(tried) > 60
     assert_backup_works(api)
 

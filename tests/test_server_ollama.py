@@ -304,3 +304,23 @@ def test_curl_style_bodies_are_read_as_json(server: LiveServer, content_type: st
     assert r.json()["done"] is True
     tags = httpx.post(server.url + "/api/show", content=json.dumps({"model": MODEL}), headers=headers)
     assert tags.status_code == 200, tags.text
+
+
+@pytest.mark.parametrize("path", ["/api/generate", "/api/chat", "/api/show"])
+def test_refused_at_the_edge_in_ollama_shape(server: LiveServer, path: str) -> None:
+    """A lone surrogate (400) and an over-size body (413) are refused before routing, by middleware:
+    Ollama clients still get ``{"error": "..."}`` (the official client showed the OpenAI dict)."""
+    lone = b'{"model": "' + MODEL.encode() + b'", "prompt": "hi\\ud800", "messages": [], "name": "\\ud800"}'
+    r = httpx.post(server.url + path, content=lone, headers={"content-type": "application/json"})
+    assert r.status_code == 400 and set(r.json()) == {"error"}
+    assert "unpaired surrogate" in r.json()["error"]
+    huge = json.dumps({"model": MODEL, "prompt": "a" * (17 * 1024 * 1024)})
+    r = httpx.post(server.url + path, content=huge, headers={"content-type": "application/json"}, timeout=60)
+    assert r.status_code == 413 and set(r.json()) == {"error"}
+    assert "larger than this route accepts" in r.json()["error"]
+
+
+def test_official_client_reads_a_413_message(client: ollama.Client) -> None:
+    with pytest.raises(ollama.ResponseError) as huge:
+        client.generate(model=MODEL, prompt="a" * (17 * 1024 * 1024))
+    assert huge.value.status_code == 413 and "larger than this route accepts" in huge.value.error

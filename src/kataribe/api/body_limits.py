@@ -15,7 +15,7 @@ import anyio
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kataribe.api.errors import error_body
+from kataribe.api.ollama.errors import edge_error_body
 from kataribe.api.roleplay.services import MAX_UPLOAD_BYTES
 
 MiB = 1024 * 1024
@@ -66,12 +66,13 @@ class BodyLimits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = body_limit(str(scope.get("path", "")))
+        path = str(scope.get("path", ""))
+        limit = body_limit(path)
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             if declared <= limit + DRAIN_BYTES:
                 await _drain(receive, declared)
-            await _refuse(send, limit)
+            await _refuse(send, limit, path)
             return
         received = 0
         started = False
@@ -97,7 +98,7 @@ class BodyLimits:
         except BodyTooLarge:
             if started:
                 raise
-            await _refuse(send, limit)
+            await _refuse(send, limit, path)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -123,8 +124,9 @@ async def _drain(receive: Receive, most: int) -> None:
                 return
 
 
-async def _refuse(send: Send, limit: int) -> None:
-    body = json.dumps(error_body(too_large_message(limit), type_="invalid_request_error")).encode()
+async def _refuse(send: Send, limit: int, path: str) -> None:
+    error = edge_error_body(path, too_large_message(limit), type_="invalid_request_error")
+    body = json.dumps(error).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -6,9 +6,10 @@ import json
 import re
 
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kataribe.api.errors import error_response
+from kataribe.api.ollama.errors import edge_error_body
 from kataribe.store.fields import lone_surrogate_path
 
 # A \u escape of a surrogate, high (D800-DBFF) or low (DC00-DFFF); a valid pair matches too, and so
@@ -51,14 +52,18 @@ class RefuseLoneSurrogates:
                 else _surrogate_field(body)
             )
             if where is not None:
-                response = error_response(
-                    400,
+                refusal = (
                     f"'{where}' contains an unpaired surrogate (broken UTF-16 text such as \\ud800); "
-                    "send valid Unicode text.",
+                    "send valid Unicode text."
+                )
+                error = edge_error_body(
+                    str(scope.get("path", "")),
+                    refusal,
                     type_="invalid_request_error",
                     param=where,
                     code="invalid_text",
                 )
+                response = JSONResponse(error, 400)
                 await response(scope, receive, send)
                 return
 
