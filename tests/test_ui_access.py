@@ -78,9 +78,40 @@ document.body.dataset.done = "true";
 """.replace("CARD_JSON", json.dumps(CARD))
 
 
+IMAGE_PAGE = b"""<!doctype html>
+<html><head><meta charset="utf-8"><title>Another app</title>
+<script type="module" src="/images.js"></script></head>
+<body><pre id="result"></pre><a id="open">Kataribe</a></body></html>
+"""
+# <img> requests carry no Origin, and SameSite=Strict does not tell ports apart: the browser sends
+# the app's session cookie with them. Loaded or not tells the page whether the request was allowed.
+IMAGES = """
+const query = new URLSearchParams(location.search);
+const server = query.get("server");
+document.getElementById("open").href = `${server}/`;
+const out = {};
+for (const path of query.getAll("path")) {
+  out[path] = await new Promise((done) => {
+    const img = new Image();
+    img.onload = () => done(`loaded ${img.naturalWidth}x${img.naturalHeight}`);
+    img.onerror = () => done("error");
+    img.src = server + path;
+  });
+}
+document.getElementById("result").textContent = JSON.stringify(out);
+document.body.dataset.done = "true";
+"""
+
+
 class _OtherApp(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
-        body, kind = (PROBE.encode(), "text/javascript") if self.path == "/probe.js" else (PAGE, "text/html")
+        body, kind = (PAGE, "text/html")
+        if self.path == "/probe.js":
+            body, kind = PROBE.encode(), "text/javascript"
+        elif self.path == "/images.js":
+            body, kind = IMAGES.encode(), "text/javascript"
+        elif self.path.startswith("/images"):
+            body = IMAGE_PAGE
         self.send_response(200)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
@@ -191,3 +222,32 @@ def test_the_apps_own_writes_work_with_the_cookie(page: Page, keyed: LiveServer)
     assert status == 201
     personas = httpx.get(keyed.url + "/api/personas", headers={"Authorization": f"Bearer {KEY}"}).json()
     assert "Phone" in [p["name"] for p in personas]
+
+
+def test_a_page_on_another_port_cannot_use_the_apps_cookie(
+    page: Page, keyed: LiveServer, other_app: str
+) -> None:
+    auth = {"Authorization": f"Bearer {KEY}"}
+    created = httpx.post(keyed.url + "/api/characters", json={"name": "Private"}, headers=auth)
+    assert created.status_code == 201, created.text
+    export = f"/api/characters/{created.json()['id']}/export"  # a PNG: an <img> can load it
+    page.goto(keyed.url + "/login")
+    page.locator("body[data-ready=true]").wait_for()
+    page.locator("#login-key").fill(KEY)
+    page.locator("#login-submit").click()
+    page.locator("#app").wait_for()
+    own = page.evaluate(
+        """(src) => new Promise((done) => { const img = new Image();
+             img.onload = () => done("loaded"); img.onerror = () => done("error"); img.src = src; })""",
+        export,
+    )
+    assert own == "loaded"  # the app's own pages use the cookie
+
+    page.goto(f"{other_app}/images?server={keyed.url}&path={export}&path=/api/backup")
+    page.locator("body[data-done=true]").wait_for()
+    out = json.loads(page.locator("#result").text_content() or "{}")
+    assert out == {export: "error", "/api/backup": "error"}, out
+
+    page.locator("#open").click()  # a link to the app still opens it, logged in
+    page.locator("#app").wait_for()
+    expect(page).to_have_url(keyed.url + "/")

@@ -136,6 +136,19 @@ class AccessPolicy:
             return True
         return is_compat_path(str(scope.get("path", ""))) and self.cors.allows(raw_origin)
 
+    def own_page_request(self, origin: str | None, scope: Scope, headers: dict[str, str]) -> bool:
+        """Whether a request comes from this server's own pages, so that the session cookie counts.
+        A page on another port of this host is the same *site*: SameSite=Strict still sends it
+        the cookie, with its ``<img>`` and ``<script>`` requests, which carry no ``Origin``. The
+        browser's ``Sec-Fetch-Site`` tells those apart; a top-level navigation (a link to the app)
+        is let through: the page cannot read what it opens (and frames are refused anyway)."""
+        if origin is not None:
+            return self.is_own(origin, scope, headers)
+        site = headers.get("sec-fetch-site")
+        mode, dest = headers.get("sec-fetch-mode"), headers.get("sec-fetch-dest")
+        top_level = mode == "navigate" and dest == "document"
+        return site in (None, "same-origin", "none") or top_level
+
     def key_ok(self, headers: dict[str, str], *, own_page: bool) -> bool:
         """The API key in a header, or (from this server's own pages only) a session cookie."""
         candidates: list[str] = []
@@ -185,7 +198,7 @@ class AccessGuard:
             )
             return
         if self._needs_key(scope) and not self.policy.key_ok(
-            headers, own_page=origin is None or self.policy.is_own(origin, scope, headers)
+            headers, own_page=self.policy.own_page_request(origin, scope, headers)
         ):
             if scope.get("method") in ("GET", "HEAD") and scope.get("path") == "/":
                 await _redirect(send, LOGIN_PAGE)
