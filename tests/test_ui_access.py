@@ -251,3 +251,26 @@ def test_a_page_on_another_port_cannot_use_the_apps_cookie(
     page.locator("#open").click()  # a link to the app still opens it, logged in
     page.locator("#app").wait_for()
     expect(page).to_have_url(keyed.url + "/")
+
+
+def test_a_page_on_another_port_cannot_load_the_librarys_files_without_a_key(
+    page: Page, live: LiveServer, other_app: str
+) -> None:
+    # <img> requests carry no Origin: the Origin check alone let any page (on any port, on any
+    # site) load card exports (and make the server build whole backups)
+    created = httpx.post(live.url + "/api/characters", json={"name": "Private too"})
+    assert created.status_code == 201, created.text
+    export = f"/api/characters/{created.json()['id']}/export"
+    page.goto(f"{other_app}/images?server={live.url}&path={export}")
+    page.locator("body[data-done=true]").wait_for()
+    out = json.loads(page.locator("#result").text_content() or "{}")
+    assert out == {export: "error"}, out
+    page.locator("#open").click()  # a link to the app still opens it
+    page.locator("body[data-ready=true]").wait_for()
+    expect(page).to_have_url(live.url + "/")
+    own = page.evaluate(
+        """(src) => new Promise((done) => { const img = new Image();
+             img.onload = () => done("loaded"); img.onerror = () => done("error"); img.src = src; })""",
+        export,
+    )
+    assert own == "loaded"

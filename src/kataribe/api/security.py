@@ -197,9 +197,18 @@ class AccessGuard:
                 "permission_error",
             )
             return
-        if self._needs_key(scope) and not self.policy.key_ok(
-            headers, own_page=self.policy.own_page_request(origin, scope, headers)
-        ):
+        own_page = self.policy.own_page_request(origin, scope, headers)
+        if origin is None and not own_page and not is_compat_path(str(scope.get("path", ""))):
+            # an <img>, <script> or frame of another page: those carry no Origin
+            await _deny(
+                send,
+                403,
+                f"Cross-site request refused: other pages may not load {scope.get('path')} "
+                "(Sec-Fetch-Site). Only this server's own pages reach the library, models and backups.",
+                "permission_error",
+            )
+            return
+        if self._needs_key(scope) and not self.policy.key_ok(headers, own_page=own_page):
             if scope.get("method") in ("GET", "HEAD") and scope.get("path") == "/":
                 await _redirect(send, LOGIN_PAGE)
                 return
