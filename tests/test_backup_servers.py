@@ -112,6 +112,30 @@ def test_a_backup_at_the_size_limits_restores_on_a_second_real_server_with_a_fre
             server.stop()
 
 
+def test_a_restore_keeps_the_load_settings_of_a_model_the_fresh_data_dir_already_has(
+    engine: EmbeddedEngine, tmp_path: Path
+) -> None:
+    """The built-in model's row is not inserted twice, but how the user loads it (context, template)
+    comes back with the backup; it was dropped with the row."""
+    servers: list[Server] = []
+    try:
+        first = start(servers, engine, tmp_path, "first")
+        model = first.api.get("/models").json()["models"][0]
+        chosen = {"n_ctx": 4096, "chat_template": "{{ messages }}"}
+        assert first.api.patch(f"/models/{model['id']}", json={"settings": chosen}).status_code == 200
+        backup = first.api.get("/backup")
+        second = start(servers, engine, tmp_path, "second")
+        restored = second.api.post(
+            "/backup/restore", files={"file": ("kataribe-backup.json", backup.content)}
+        )
+        assert restored.status_code == 200, restored.text[:300]
+        models = second.api.get("/models").json()["models"]
+        assert [(m["path"], m["settings"]) for m in models] == [(model["path"], chosen)]
+    finally:
+        for server in servers:
+            server.stop()
+
+
 def _long_chat(server: Server, messages: int) -> None:
     """A chat of ``messages`` messages written straight into the server's database (fast to make,
     slow to restore: every message is renumbered one by one)."""

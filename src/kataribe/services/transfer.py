@@ -169,13 +169,18 @@ def _mapped(
 
 def _rows_to_insert(session: Session, spec: TableSpec, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Assets already described by a row are kept, and so are models registered at the same path (a
-    fresh data dir has the built-in model); global variables in the backup replace their namesakes.
-    These are the only tables that may hold rows in an otherwise empty library."""
+    fresh data dir has the built-in model: it takes the backup's load settings); global variables in
+    the backup replace their namesakes. These are the only tables that may hold rows in an otherwise
+    empty library."""
     if spec.table is Asset.__table__:
         present = _existing(session, Asset.sha256, [row["sha256"] for row in rows])
         return [row for row in rows if row["sha256"] not in present]
     if spec.table is ModelEntry.__table__:
         present = _existing(session, ModelEntry.path, [row["path"] for row in rows])
+        for row in rows:  # the row stays, how the user loads the model comes back
+            if row["path"] in present and row.get("settings"):
+                path_is = ModelEntry.path == row["path"]
+                session.execute(update(ModelEntry).where(path_is).values(settings=row["settings"]))
         return [row for row in rows if row["path"] not in present]
     if spec.table is GlobalVariable.__table__:
         names = [row["name"] for row in rows]
