@@ -292,3 +292,20 @@ def test_random_bodies_never_500(server: LiveServer, route: str, body: dict[str,
     assert r.status_code < 500, (route, body, r.text)
     if r.status_code >= 400:
         assert r.json()["error"]["message"]
+
+
+def test_n_predict_past_the_context_stops_at_its_end(server: LiveServer) -> None:
+    """As llama-server and Ollama do: a prompt that fits, with n_predict / num_predict larger than
+    the room left, generates until the context is full (it was a 400)."""
+    n_ctx = httpx.get(server.url + "/props").json()["default_generation_settings"]["n_ctx"]
+    prompt = "cat " * (n_ctx - 24)
+    size = len(httpx.post(server.url + "/tokenize", json={"content": prompt}).json()["tokens"])
+    assert n_ctx - 40 < size < n_ctx - 8
+    body = {"prompt": prompt, "n_predict": 64, "temperature": 0, "ignore_eos": True}
+    r = httpx.post(server.url + "/completion", json=body, timeout=300)
+    assert r.status_code == 200, r.text[:300]
+    assert r.json()["stop_type"] == "limit" and 0 < r.json()["tokens_predicted"] <= n_ctx - size
+    ollama = {"model": MODEL, "prompt": prompt, "raw": True, "stream": False, "options": {"num_predict": 64}}
+    r = httpx.post(server.url + "/api/generate", json=ollama, timeout=300)
+    assert r.status_code == 200, r.text[:300]
+    assert r.json()["done_reason"] == "length" and 0 < r.json()["eval_count"] <= n_ctx - size

@@ -86,6 +86,9 @@ class GenerationRequest:
     """Drop the oldest prompt tokens instead of failing when the prompt is too long (KoboldCpp)."""
     max_context: int | None = None
     """With truncate_prompt: the client's context limit, when smaller than the engine's."""
+    reply_fills_context: bool = False
+    """max_tokens is an upper bound: a reply with less room than that stops where the context ends
+    (llama-server's n_predict, Ollama's num_predict), instead of a 400."""
     ban_eos: bool = False
     """Never end on the end-of-sequence token (generate until max_tokens or a stop string)."""
     label: str | None = None

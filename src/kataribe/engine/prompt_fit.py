@@ -27,6 +27,8 @@ def fit_prompt(tokens: list[int], request: GenerationRequest, n_ctx: int, *, hea
         raise InvalidRequest("max_tokens must be at least 1.", param="max_tokens")
     reserve = request.max_tokens or 1
     limit = min(n_ctx, request.max_context or n_ctx) if request.truncate_prompt else n_ctx
+    if request.reply_fills_context and len(tokens) < limit:
+        reserve = min(reserve, limit - len(tokens))  # the reply stops at the context's end
     if len(tokens) + reserve > limit:
         if not request.truncate_prompt:
             too_long = "prompt" if request.prompt is not None else "messages"

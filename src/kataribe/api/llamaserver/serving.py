@@ -142,6 +142,7 @@ class LlamaServerServing:
             json_schema=body.json_schema,
             logprobs=body.n_probs or None,
             ban_eos=body.ignore_eos,
+            reply_fills_context=True,  # as llama-server: n_predict past the context stops there
         )
         return PreparedCompletion(request, prompt, n_predict, active_samplers(sampling))
 

@@ -233,6 +233,7 @@ class OllamaServing:
             # Ollama cuts a raw prompt that does not fit num_ctx from the start
             "truncate_prompt": body.raw,
             "max_context": self._window(body.options),
+            "reply_fills_context": True,  # as Ollama: num_predict past the context stops there
         }
         if body.raw:
             return GenerationRequest(prompt=body.prompt, **shared)
@@ -251,6 +252,7 @@ class OllamaServing:
             json_schema=_constraint(body.format),
             # a last assistant message is continued, as Ollama does
             continue_last=messages[-1].role == "assistant",
+            reply_fills_context=True,
         )
 
     # -- answers --
