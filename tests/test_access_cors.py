@@ -189,3 +189,16 @@ def test_a_malformed_cors_origin_stops_the_start(engine: EmbeddedEngine, tmp_pat
     with pytest.raises(ConfigError) as err:
         create_app(Settings(data_dir=tmp_path, cors_origins=["lite.koboldai.net"]), engine)
     assert "scheme://host" in err.value.message
+
+
+def test_ollama_clients_read_why_a_request_was_refused(keyed: LiveServer) -> None:
+    """The official ollama client shows ``error`` as the message: it must be a string there."""
+    import ollama
+
+    with pytest.raises(ollama.ResponseError) as err:
+        ollama.Client(host=keyed.url).list()
+    assert err.value.status_code == 401 and "API key" in err.value.error
+    other = httpx.post(keyed.url + "/api/generate", json={}, headers={"Origin": "http://evil.example"})
+    assert other.status_code == 403 and isinstance(other.json()["error"], str)
+    v1 = httpx.get(keyed.url + "/v1/models")  # the OpenAI routes keep OpenAI's shape
+    assert v1.status_code == 401 and v1.json()["error"]["type"] == "authentication_error"

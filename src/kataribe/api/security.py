@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from kataribe.api.errors import error_body
+from kataribe.api.ollama.errors import edge_error_body
 from kataribe.api.origins import Origin, OriginPatterns, parse_origin, request_origin
 from kataribe.api.session import LOGIN_PAGE, PUBLIC_PATHS, SessionStore
 from kataribe.settings import LOOPBACK_HOSTS
@@ -183,12 +183,17 @@ class AccessGuard:
         if not self.policy.host_ok(headers):
             host = host_without_port(headers.get("host", ""))
             await _deny(
-                send, 403, f"Host '{host}' is not allowed. Add it with --allowed-hosts.", "permission_error"
+                scope,
+                send,
+                403,
+                f"Host '{host}' is not allowed. Add it with --allowed-hosts.",
+                "permission_error",
             )
             return
         origin = headers.get("origin")
         if origin is not None and not self.policy.origin_may_call(origin, scope, headers):
             await _deny(
+                scope,
                 send,
                 403,
                 f"Cross-site request refused: pages from {origin} may not use {scope.get('path')}. Only "
@@ -201,6 +206,7 @@ class AccessGuard:
         if origin is None and not own_page and not is_compat_path(str(scope.get("path", ""))):
             # an <img>, <script> or frame of another page: those carry no Origin
             await _deny(
+                scope,
                 send,
                 403,
                 f"Cross-site request refused: other pages may not load {scope.get('path')} "
@@ -213,6 +219,7 @@ class AccessGuard:
                 await _redirect(send, LOGIN_PAGE)
                 return
             await _deny(
+                scope,
                 send,
                 401,
                 "A valid API key is required: send 'Authorization: Bearer <key>' (the browser app: "
@@ -238,8 +245,10 @@ async def _redirect(send: Send, location: str) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-async def _deny(send: Send, status: int, message: str, type_: str, www_auth: bool = False) -> None:
-    body = json.dumps(error_body(message, type_=type_)).encode()
+async def _deny(
+    scope: Scope, send: Send, status: int, message: str, type_: str, www_auth: bool = False
+) -> None:
+    body = json.dumps(edge_error_body(str(scope.get("path", "")), message, type_=type_)).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if www_auth:
         headers.append((b"www-authenticate", b"Bearer"))
