@@ -125,6 +125,18 @@ def test_completions_alias_and_stop_word(server: LiveServer) -> None:
     assert limited["stop_type"] == "limit" and limited["tokens_predicted"] == 3
 
 
+def test_stop_strings_past_the_limit_are_dropped_not_refused(server: LiveServer) -> None:
+    base = {"prompt": "Count: 1, 2, 3, 4,", "n_predict": 16, "temperature": 0}
+    free = post(server, "/completion", base).json()["content"]
+    stop = free.strip()[:1]
+    unused = [f"never-{i}" for i in range(64)]
+    within = post(server, "/completion", {**base, "stop": [*unused[:63], stop]}).json()
+    assert within["stop_type"] == "word" and within["stopping_word"] == stop
+    beyond = post(server, "/completion", {**base, "stop": [*unused, stop]})
+    assert beyond.status_code == 200  # the 65th is dropped, as KoboldCpp drops extras
+    assert beyond.json()["content"] == free
+
+
 def test_logit_bias_pairs_strings_and_false_ban(server: LiveServer) -> None:
     body = {"prompt": "The capital of France is", "n_predict": 4, "temperature": 0}
     free = post(server, "/completion", body).json()["content"]

@@ -49,6 +49,11 @@ def parse_dry_breakers(value: list[str] | str | None, default: list[str]) -> lis
     return value
 
 
+def capped_stop_list(stop: list[str] | str | None, field: str) -> list[str]:
+    """A ``stop`` sent as one string or a list (empty ones left out), capped as ``capped_stops``."""
+    return capped_stops([stop] if isinstance(stop, str) else [s for s in stop or [] if s], field)
+
+
 def capped_stops(stops: list[str], field: str) -> list[str]:
     """The first MAX_STOP_STRINGS stop strings; the rest are dropped (and logged), not a 400."""
     if len(stops) <= MAX_STOP_STRINGS:

@@ -1,9 +1,8 @@
 """llama-server's request fields in engine form: a prompt of text and token ids, logit_bias pairs,
-stop strings and the sampler fields (with its ``samplers`` list applied)."""
+and the sampler fields (with its ``samplers`` list applied)."""
 
 from __future__ import annotations
 
-import logging
 import math
 from typing import Any
 
@@ -14,10 +13,6 @@ from kataribe.api.sampler_fields import ROLE_PLAY_SAMPLERS, parse_dry_breakers
 from kataribe.engine.base import SamplingParams
 from kataribe.errors import InvalidRequest
 
-log = logging.getLogger(__name__)
-
-MAX_STOPS = 64
-"""Stop strings beyond this many are dropped with a warning (KoboldCpp's way), not refused."""
 RANDOM_SEEDS = (-1, 0xFFFFFFFF)
 
 
@@ -67,14 +62,6 @@ def bias_pairs(raw: list[list[Any]] | dict[str, float | bool]) -> list[tuple[int
             )
         pairs.append((item[0], _bias_value(item[1])))
     return pairs
-
-
-def stop_strings(stop: list[str] | str | None) -> list[str]:
-    stops = [stop] if isinstance(stop, str) else [s for s in stop or [] if s]
-    if len(stops) > MAX_STOPS:
-        log.warning("a /completion request sent %d stop strings; using the first %d", len(stops), MAX_STOPS)
-        stops = stops[:MAX_STOPS]
-    return stops
 
 
 def sampling_from(body: CompletionBody) -> SamplingParams:

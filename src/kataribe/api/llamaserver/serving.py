@@ -13,10 +13,11 @@ import anyio.to_thread
 from starlette.requests import Request
 
 from kataribe import __version__
-from kataribe.api.llamaserver.request_fields import bias_pairs, prompt_parts, sampling_from, stop_strings
+from kataribe.api.llamaserver.request_fields import bias_pairs, prompt_parts, sampling_from
 from kataribe.api.llamaserver.sampler_list import active_samplers
 from kataribe.api.llamaserver.schemas import CompletionBody
 from kataribe.api.model_facts import model_facts
+from kataribe.api.sampler_fields import capped_stop_list
 from kataribe.api.streaming import error_payload, follow, raise_if_failed, sse_data
 from kataribe.engine.base import (
     Engine,
@@ -137,7 +138,7 @@ class LlamaServerServing:
             prompt=prompt,
             max_tokens=n_predict if n_predict > 0 else None,
             sampling=sampling,
-            stop=stop_strings(body.stop),
+            stop=capped_stop_list(body.stop, "stop"),
             grammar=body.grammar or None,
             json_schema=body.json_schema,
             logprobs=body.n_probs or None,
