@@ -113,6 +113,30 @@ def make_chat(names: list[str], rng: random.Random) -> list[str]:
     return chat
 
 
+def timed_scans(
+    book: Lorebook, scan: ScanInput, settings: WorldInfoSettings, rounds: int = ROUNDS
+) -> tuple[list[float], int]:
+    """Milliseconds of ``rounds`` scans (after one warm-up scan, which also compiles the keys) and
+    how many entries the last one activated."""
+    times, activated = [], 0
+    for round_ in range(rounds + 1):
+        start = time.perf_counter()
+        result = activate_entries(
+            [book],
+            scan,
+            settings,
+            state=LoreTimedState(),
+            count_tokens=lambda text: len(text) // 4,
+            max_context=32_768,
+            rng=random.Random(round_),
+        )
+        elapsed = (time.perf_counter() - start) * 1000
+        if round_:  # the first run is a warm-up and is not counted
+            times.append(round(elapsed, 2))
+        activated = len(result.entries)
+    return times, activated
+
+
 def measure(size: int, *, st_options: bool = False) -> dict[str, object]:
     rng = random.Random(size)
     book, names = make_book(size, rng)
@@ -128,22 +152,7 @@ def measure(size: int, *, st_options: bool = False) -> dict[str, object]:
             character_name="Aki",
             match_text={MatchSource.CHARACTER_DESCRIPTION: description},
         )
-    times, activated = [], 0
-    for round_ in range(ROUNDS + 1):
-        start = time.perf_counter()
-        result = activate_entries(
-            [book],
-            scan,
-            settings,
-            state=LoreTimedState(),
-            count_tokens=lambda text: len(text) // 4,
-            max_context=32_768,
-            rng=random.Random(round_),
-        )
-        elapsed = (time.perf_counter() - start) * 1000
-        if round_:  # the first run is a warm-up and is not counted
-            times.append(round(elapsed, 2))
-        activated = len(result.entries)
+    times, activated = timed_scans(book, scan, settings)
     return {
         "entries": size,
         "sillytavern_options": st_options,

@@ -14,16 +14,14 @@ from __future__ import annotations
 import random
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_lore import SCAN_DEPTH, make_book, make_chat
+from bench_lore import SCAN_DEPTH, make_book, make_chat, timed_scans
 from common import save
-from kataribe.lore.engine import ScanInput, activate_entries
+from kataribe.lore.engine import ScanInput
 from kataribe.lore.model import Lorebook, LoreEntry, WorldInfoSettings
-from kataribe.lore.timed import LoreTimedState
 
 ROUNDS = 9
 HOSTILE_KEYS = [
@@ -47,22 +45,7 @@ def hostile(book: Lorebook) -> Lorebook:
 
 def scan_ms(book: Lorebook, chat: list[str]) -> list[float]:
     scan = ScanInput(messages=chat, turn=len(chat))
-    settings = WorldInfoSettings(scan_depth=SCAN_DEPTH)
-    times = []
-    for round_ in range(ROUNDS + 1):
-        start = time.perf_counter()
-        activate_entries(
-            [book],
-            scan,
-            settings,
-            state=LoreTimedState(),
-            count_tokens=lambda text: len(text) // 4,
-            max_context=32_768,
-            rng=random.Random(round_),
-        )
-        if round_:  # the first scan compiles the keys and is not counted
-            times.append(round((time.perf_counter() - start) * 1000, 2))
-    return times
+    return timed_scans(book, scan, WorldInfoSettings(scan_depth=SCAN_DEPTH), ROUNDS)[0]
 
 
 def main() -> None:
